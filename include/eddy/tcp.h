@@ -1,0 +1,228 @@
+/* eddy: the net layer: addresses, listeners and buffered stream connections
+ * (TCP over IPv4/IPv6, and Unix stream sockets). Built only on the public
+ * loop API (eddy/loop.h). Same conventions: caller-allocated handles with a
+ * `data` field, 0 or -errno returns, callbacks never called by a function
+ * that failed. */
+#ifndef EDDY_TCP_H
+#define EDDY_TCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "eddy/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- addresses -------------------------------------------------------------- */
+
+/* A parsed listen or connect address. */
+struct eddy_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+/* The longest text eddy_addr_format() writes, with its NUL. */
+#define EDDY_ADDR_STRLEN (sizeof(((struct sockaddr_un *)0)->sun_path) + 8)
+
+/* Parses "HOST:PORT" (numeric IPv4, or "localhost"), "[V6]:PORT" (numeric
+ * IPv6) or "unix:/path". A port is 0..65535 (0: the kernel picks one).
+ * Returns 0, or -EINVAL with nothing stored when the text is malformed. No
+ * name resolution is done; the call never blocks. */
+EDDY_API int eddy_addr_parse(struct eddy_addr *addr, const char *text);
+
+/* Formats an address as "1.2.3.4:80", "[::1]:80" or "unix:/path". Returns
+ * buf. */
+EDDY_API char *eddy_addr_format(const struct eddy_addr *addr, char *buf, size_t size);
+
+/* ---- listeners ---------------------------------------------------------- */
+
+struct eddy_listener;
+
+/* Called for each accepted connection with its fd (non-blocking,
+ * close-on-exec). The callback owns the fd: it must hand it to
+ * eddy_conn_open() or close it. */
+typedef void (*eddy_accept_cb)(struct eddy_listener *l, int fd);
+
+/* Called when accepting fails for a reason that is not the client's fault:
+ * err is -EMFILE, -ENFILE, -ENOBUFS or -ENOMEM. The listener keeps serving
+ * (it sheds the waiting connections so the loop does not spin, and pauses
+ * accepting briefly if it must). To keep logs readable the call is made at
+ * most once per second; `dropped` counts the connections shed since the
+ * previous call. */
+typedef void (*eddy_accept_error_cb)(struct eddy_listener *l, int err, uint64_t dropped);
+
+struct eddy_listen_opts {
+    int backlog;            /* listen() backlog; 0: 511 */
+    bool reuseport;         /* set SO_REUSEPORT (several listeners, one port) */
+    unsigned accept_budget; /* accepts per wake-up; 0: 64 */
+    unsigned unix_mode;     /* chmod of a Unix socket path; 0: leave as umask gives */
+};
+
+struct eddy_listener {
+    void *data;                     /* for the caller */
+    struct eddy_loop *loop;         /* read-only */
+    struct eddy_addr addr;          /* read-only: the bound address (real port) */
+    eddy_accept_cb on_accept;       /* read-only */
+    eddy_accept_error_cb on_error;  /* read-only; may be NULL */
+    struct eddy_io io;              /* private */
+    struct eddy_timer pause;        /* private: accept back-off */
+    int spare_fd;                   /* private: reserve for EMFILE */
+    unsigned budget;                /* private */
+    uint64_t dropped;               /* private */
+    uint64_t last_report_ms;        /* private */
+    int last_error;                 /* private */
+};
+
+/* Creates, binds and listens on addr (SO_REUSEADDR always; IPV6_V6ONLY for
+ * IPv6 so IPv4 and IPv6 listeners can share a port; a stale Unix socket file
+ * left by a dead process is replaced, a live one is not). opts may be NULL.
+ * Returns 0 or -errno: -EADDRINUSE when the port is busy, -EACCES,
+ * -EADDRNOTAVAIL, ... On success l->addr holds the bound address. */
+EDDY_API int eddy_listener_open(struct eddy_loop *loop, struct eddy_listener *l,
+                                const struct eddy_addr *addr, const struct eddy_listen_opts *opts,
+                                eddy_accept_cb on_accept, eddy_accept_error_cb on_error);
+
+/* Stops accepting and closes the socket (and removes a Unix socket file).
+ * Only for a listener that eddy_listener_open() opened; closing twice is a
+ * no-op. No callback runs after it returns, and the struct may be freed,
+ * except from inside its own on_accept callback (free it after the batch,
+ * from an eddy_defer, instead). */
+EDDY_API void eddy_listener_close(struct eddy_listener *l);
+
+/* The listening socket's fd (-1 once closed). */
+EDDY_API int eddy_listener_fd(const struct eddy_listener *l);
+
+/* Stops or resumes accepting without closing the socket (clients queue in
+ * the backlog meanwhile). */
+EDDY_API void eddy_listener_pause(struct eddy_listener *l);
+EDDY_API int eddy_listener_resume(struct eddy_listener *l);
+
+/* ---- connections ---------------------------------------------------------- */
+
+struct eddy_conn;
+
+/* Data arrived. `data` points at all unconsumed input (the bytes left over
+ * from earlier calls followed by the new ones); the callback may modify it
+ * in place. It returns how many bytes it consumed (0..len); the rest stays
+ * buffered and is offered again, with more, on the next call. Writes made
+ * during the callback are gathered and sent together when it returns. */
+typedef size_t (*eddy_read_cb)(struct eddy_conn *c, char *data, size_t len);
+
+/* A connection event without data: see on_eof and on_drain below. */
+typedef void (*eddy_conn_cb)(struct eddy_conn *c);
+
+/* The connection is closed and eddy holds no reference to it: the callback
+ * may free the memory that contains it. The fd was closed when the close was
+ * requested, so by now a new connection may have the same fd number: do not
+ * key anything by fd. status is 0 for an orderly close, or
+ * -errno: -ECONNRESET, -EPIPE, -ETIMEDOUT (idle timeout), -ENOBUFS (input
+ * buffer full and nothing consumed), -ENOMEM. It runs after the current
+ * batch of events, never from inside eddy_conn_close(). */
+typedef void (*eddy_close_cb)(struct eddy_conn *c, int status);
+
+struct eddy_conn_opts {
+    bool edge;             /* edge-triggered epoll for this connection */
+    size_t read_size;      /* bytes per read(); 0: 16 KiB */
+    unsigned read_budget;  /* reads per wake-up in edge mode; 0: 16 (level: 1) */
+    size_t max_input;      /* unconsumed input kept at most; 0: 64 KiB */
+    size_t high_water;     /* pause reading above this much unsent output; 0: 1 MiB */
+    size_t low_water;      /* resume reading at or below this; 0: high_water / 4 */
+    uint64_t idle_ms;      /* close after this long without any I/O; 0: never */
+    uint64_t linger_ms;    /* how long eddy_conn_shutdown() drains input; 0: 2000 */
+};
+
+/* The callbacks. on_read and on_close are required. */
+struct eddy_conn_cbs {
+    eddy_read_cb on_read;
+    /* The peer shut down its write side (read returned 0). All input was
+     * offered to on_read first. NULL: eddy_conn_shutdown() (finish sending
+     * what is queued, then close), the right thing for request/reply
+     * protocols. A callback may keep writing and then call
+     * eddy_conn_shutdown() itself. */
+    eddy_conn_cb on_eof;
+    /* Unsent output fell to the low watermark after having reached the high
+     * one, or (when asked with eddy_conn_notify_drain()) all output was sent.
+     * May be NULL. */
+    eddy_conn_cb on_drain;
+    eddy_close_cb on_close;
+};
+
+/* Buffered bytes: a contiguous region [data + off, data + off + len). */
+struct eddy_buf {
+    char *data;
+    size_t off;
+    size_t len;
+    size_t cap;
+};
+
+enum eddy_conn_state {
+    EDDY_CONN_OPEN = 0,     /* reading and writing */
+    EDDY_CONN_SHUTDOWN = 1, /* sending what is left, then SHUT_WR */
+    EDDY_CONN_LINGER = 2,   /* write side shut; draining input until EOF */
+    EDDY_CONN_CLOSED = 3,   /* fd closed; on_close pending or done */
+};
+
+struct eddy_conn {
+    void *data;                       /* for the caller */
+    struct eddy_loop *loop;           /* read-only */
+    const struct eddy_conn_cbs *cbs;  /* read-only */
+    const struct eddy_conn_opts *opts;/* read-only; must outlive the connection */
+    enum eddy_conn_state state;       /* read-only */
+    int status;                       /* private: status for on_close */
+    unsigned flags;                   /* private */
+    struct eddy_io io;                /* private */
+    struct eddy_timer timer;          /* private: idle and linger deadline */
+    struct eddy_defer defer;          /* private: edge re-queue, deferred close */
+    uint64_t last_io_ms;              /* private */
+    struct eddy_buf in;               /* private: unconsumed input */
+    struct eddy_buf out;              /* private: unsent output */
+};
+
+/* Takes ownership of a connected, non-blocking fd and starts reading.
+ * `opts` and `cbs` are shared by many connections and must outlive them.
+ * Returns 0, or -errno (the fd is then closed and no callback runs). */
+EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
+                            const struct eddy_conn_opts *opts, const struct eddy_conn_cbs *cbs);
+
+/* Queues bytes for sending. The socket is tried first (unless a read
+ * callback is running, in which case output is gathered and sent when it
+ * returns); what the kernel does not take is buffered and EPOLLOUT is
+ * armed. Above the high watermark, reading pauses until output drains to
+ * the low watermark. Returns 0, -EPIPE after shutdown or close, or -ENOMEM
+ * (the connection is then closed with -ENOMEM). Never raises SIGPIPE. */
+EDDY_API int eddy_conn_write(struct eddy_conn *c, const void *buf, size_t len);
+
+/* Bytes queued but not yet accepted by the kernel. */
+EDDY_API size_t eddy_conn_pending(const struct eddy_conn *c);
+
+/* Ask for one on_drain call when all queued output has been sent (at once,
+ * deferred, if nothing is queued). */
+EDDY_API void eddy_conn_notify_drain(struct eddy_conn *c);
+
+/* Graceful close: stop reading new requests, send everything queued,
+ * shutdown(SHUT_WR), then read and discard input until the peer closes or
+ * linger_ms passes (so a reply is not destroyed by an RST caused by unread
+ * input), then close. on_read is not called again. Idempotent. */
+EDDY_API void eddy_conn_shutdown(struct eddy_conn *c);
+
+/* Immediate close: unsent output is dropped. status (0 or -errno) is passed
+ * to on_close, which runs after the current batch. Idempotent: the first
+ * status wins. */
+EDDY_API void eddy_conn_close(struct eddy_conn *c, int status);
+
+/* The connection's fd (-1 once closed). For getsockopt, getpeername, ... */
+EDDY_API int eddy_conn_fd(const struct eddy_conn *c);
+
+/* Formats the peer address ("1.2.3.4:5678", "[::1]:80", "unix"). */
+EDDY_API char *eddy_conn_peer(const struct eddy_conn *c, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,642 @@
+/* Listeners and buffered stream connections on top of the loop's public API.
+ *
+ * A connection's life: OPEN (reading and writing) -> SHUTDOWN (no more
+ * reads; sending what is queued) -> LINGER (write side shut; input drained
+ * and discarded until the peer closes or a deadline) -> CLOSED (fd closed;
+ * on_close runs after the current batch). eddy_conn_close() jumps to CLOSED
+ * from anywhere. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "eddy/tcp.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- listeners ------------------------------------------------------------- */
+
+#define ACCEPT_PAUSE_MS 100
+#define REPORT_EVERY_MS 1000
+
+static int set_int_opt(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
+}
+
+/* A Unix socket path that exists is either a live server's (refuse, as a
+ * busy TCP port would be refused) or left over by one that died (replace). */
+static int clear_stale_unix(const struct eddy_addr *addr)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&addr->ss;
+    struct stat st;
+    if (lstat(un->sun_path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -EADDRINUSE;
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return -errno;
+    int rc = connect(probe, (const struct sockaddr *)&addr->ss, addr->len);
+    int err = rc < 0 ? errno : 0;
+    close(probe);
+    if (rc == 0)
+        return -EADDRINUSE;
+    if (err != ECONNREFUSED)
+        return -err;
+    return unlink(un->sun_path) < 0 ? -errno : 0;
+}
+
+static void report(struct eddy_listener *l, int err)
+{
+    uint64_t now = eddy_loop_now(l->loop);
+    l->last_error = err;
+    if (!l->on_error || (l->last_report_ms && now - l->last_report_ms < REPORT_EVERY_MS))
+        return;
+    l->last_report_ms = now;
+    uint64_t dropped = l->dropped;
+    l->dropped = 0;
+    l->on_error(l, err, dropped);
+}
+
+static void on_pause_end(struct eddy_timer *t)
+{
+    struct eddy_listener *l = t->data;
+    if (l->spare_fd < 0)
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    (void)eddy_io_start(&l->io, EDDY_READ);
+}
+
+/* Out of fds or memory: the waiting connection cannot be served, and while
+ * it waits the level-triggered listener would wake us again at once. Give
+ * up the spare fd to accept it and close it (the client sees a clean close
+ * instead of hanging), then take the spare back. If the spare cannot be
+ * used or recovered, stop accepting for a moment instead of spinning. */
+static bool shed(struct eddy_listener *l, int err)
+{
+    bool progress = false;
+    if ((err == -EMFILE || err == -ENFILE) && l->spare_fd >= 0) {
+        close(l->spare_fd);
+        l->spare_fd = -1;
+        int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            l->dropped++;
+            progress = true;
+        }
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    report(l, err);
+    if (!progress || l->spare_fd < 0) {
+        eddy_io_stop(&l->io);
+        (void)eddy_timer_start(&l->pause, on_pause_end, ACCEPT_PAUSE_MS, 0);
+    }
+    return progress;
+}
+
+static void on_listener_io(struct eddy_io *io, unsigned events)
+{
+    (void)events;
+    struct eddy_listener *l = container_of(io, struct eddy_listener, io);
+    for (unsigned i = 0; i < l->budget; i++) {
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            l->on_accept(l, fd);
+            /* The callback may have closed or paused the listener. */
+            if (!eddy_io_active(io))
+                return;
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+            return;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            if (!shed(l, -errno))
+                return;
+            break;
+        default:
+            /* ECONNABORTED, EPROTO, EPERM (firewall), ENETDOWN, EINTR ...:
+             * that one connection is gone or the call was interrupted; the
+             * rest of the queue is still good. */
+            break;
+        }
+    }
+}
+
+EDDY_API int eddy_listener_open(struct eddy_loop *loop, struct eddy_listener *l,
+                                const struct eddy_addr *addr, const struct eddy_listen_opts *opts,
+                                eddy_accept_cb on_accept, eddy_accept_error_cb on_error)
+{
+    static const struct eddy_listen_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    int family = addr->ss.ss_family;
+    int err = 0;
+    if (family == AF_UNIX && (err = clear_stale_unix(addr)) < 0)
+        return err;
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (family != AF_UNIX)
+        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (!err && opts->reuseport)
+        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    if (!err && family == AF_INET6)
+        err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    if (!err && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
+        err = -errno;
+    if (!err && family == AF_UNIX && opts->unix_mode &&
+        chmod(((const struct sockaddr_un *)&addr->ss)->sun_path, opts->unix_mode) < 0)
+        err = -errno;
+    if (!err && listen(fd, opts->backlog > 0 ? opts->backlog : 511) < 0)
+        err = -errno;
+    l->addr = *addr;
+    if (!err && family != AF_UNIX) {
+        l->addr.len = sizeof l->addr.ss;
+        if (getsockname(fd, (struct sockaddr *)&l->addr.ss, &l->addr.len) < 0)
+            err = -errno;
+    }
+    if (!err) {
+        l->loop = loop;
+        l->on_accept = on_accept;
+        l->on_error = on_error;
+        l->budget = opts->accept_budget ? opts->accept_budget : 64;
+        l->dropped = 0;
+        l->last_report_ms = 0;
+        l->last_error = 0;
+        eddy_timer_init(loop, &l->pause);
+        l->pause.data = l;
+        eddy_io_init(loop, &l->io, fd, on_listener_io);
+        err = eddy_io_start(&l->io, EDDY_READ);
+    }
+    if (err) {
+        close(fd);
+        if (family == AF_UNIX && err != -EADDRINUSE)
+            unlink(((const struct sockaddr_un *)&addr->ss)->sun_path);
+        return err;
+    }
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return 0;
+}
+
+EDDY_API void eddy_listener_pause(struct eddy_listener *l)
+{
+    eddy_timer_stop(&l->pause);
+    eddy_io_stop(&l->io);
+}
+
+EDDY_API int eddy_listener_resume(struct eddy_listener *l)
+{
+    return eddy_io_start(&l->io, EDDY_READ);
+}
+
+EDDY_API int eddy_listener_fd(const struct eddy_listener *l)
+{
+    return l->io.fd;
+}
+
+EDDY_API void eddy_listener_close(struct eddy_listener *l)
+{
+    if (l->io.fd < 0)
+        return;
+    eddy_listener_pause(l);
+    close(l->io.fd);
+    l->io.fd = -1;
+    if (l->spare_fd >= 0)
+        close(l->spare_fd);
+    l->spare_fd = -1;
+    if (l->addr.ss.ss_family == AF_UNIX)
+        unlink(((const struct sockaddr_un *)&l->addr.ss)->sun_path);
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+enum {
+    F_IN_READ_CB = 1u << 0,  /* gathering output until on_read returns */
+    F_PAUSED = 1u << 1,      /* above the high watermark: not reading */
+    F_EOF = 1u << 2,         /* read() returned 0 */
+    F_REQUEUE = 1u << 3,     /* edge mode: read again without an event */
+    F_NOTIFY_DRAIN = 1u << 4,/* on_drain when output is empty */
+    F_HIGH = 1u << 5,        /* reached the high watermark since last drain */
+};
+
+#define LINGER_DRAIN_MAX (64 * 1024)
+
+static size_t read_size(const struct eddy_conn *c)
+{
+    return c->opts->read_size ? c->opts->read_size : 16 * 1024;
+}
+
+static size_t max_input(const struct eddy_conn *c)
+{
+    size_t max = c->opts->max_input ? c->opts->max_input : 64 * 1024;
+    return max < read_size(c) ? read_size(c) : max;
+}
+
+static size_t high_water(const struct eddy_conn *c)
+{
+    return c->opts->high_water ? c->opts->high_water : 1024 * 1024;
+}
+
+static size_t low_water(const struct eddy_conn *c)
+{
+    size_t low = c->opts->low_water ? c->opts->low_water : high_water(c) / 4;
+    return low > high_water(c) ? high_water(c) : low;
+}
+
+static unsigned read_budget(const struct eddy_conn *c)
+{
+    if (!c->opts->edge)
+        return 1;
+    return c->opts->read_budget ? c->opts->read_budget : 16;
+}
+
+/* Level mode asks epoll for exactly what the connection can use now; edge
+ * mode registers reading and writing once and never calls epoll_ctl again,
+ * so there it only needs the initial registration. */
+static void update_interest(struct eddy_conn *c)
+{
+    if (c->opts->edge || c->state == EDDY_CONN_CLOSED)
+        return;
+    unsigned want = 0;
+    if ((c->state == EDDY_CONN_OPEN && !(c->flags & (F_PAUSED | F_EOF))) ||
+        (c->state == EDDY_CONN_LINGER))
+        want |= EDDY_READ;
+    if (c->out.len)
+        want |= EDDY_WRITE;
+    int err = eddy_io_start(&c->io, want);
+    if (err)
+        eddy_conn_close(c, err);
+}
+
+static void finish_close(struct eddy_defer *d)
+{
+    struct eddy_conn *c = container_of(d, struct eddy_conn, defer);
+    eddy__buf_free(&c->in);
+    eddy__buf_free(&c->out);
+    c->cbs->on_close(c, c->status);
+}
+
+EDDY_API void eddy_conn_close(struct eddy_conn *c, int status)
+{
+    if (c->state == EDDY_CONN_CLOSED)
+        return;
+    c->state = EDDY_CONN_CLOSED;
+    c->status = status;
+    eddy_io_stop(&c->io);
+    eddy_timer_stop(&c->timer);
+    close(c->io.fd);
+    c->io.fd = -1;
+    /* The buffers may still be in use by the callback that called us, so
+     * they are released with the rest, after this batch. */
+    eddy_defer_stop(&c->defer);
+    eddy_defer_start(&c->defer, finish_close);
+}
+
+static void schedule(struct eddy_conn *c, unsigned flag);
+
+static void enter_linger(struct eddy_conn *c)
+{
+    if (shutdown(c->io.fd, SHUT_WR) < 0 || (c->flags & F_EOF)) {
+        /* Already closed by the peer, or nothing left to drain. */
+        eddy_conn_close(c, 0);
+        return;
+    }
+    c->state = EDDY_CONN_LINGER;
+    eddy__buf_free(&c->in);
+    uint64_t ms = c->opts->linger_ms ? c->opts->linger_ms : 2000;
+    if (eddy_timer_start(&c->timer, c->timer.cb, ms, 0) < 0) {
+        eddy_conn_close(c, 0);
+        return;
+    }
+    update_interest(c);
+    if (c->opts->edge)
+        schedule(c, F_REQUEUE);
+}
+
+/* Sends queued output. Returns false when the connection got closed. */
+static bool flush(struct eddy_conn *c)
+{
+    while (c->out.len) {
+        ssize_t n = send(c->io.fd, eddy__buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+        if (n > 0) {
+            eddy__buf_consume(&c->out, (size_t)n);
+            c->last_io_ms = eddy_loop_now(c->loop);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        eddy_conn_close(c, n < 0 ? -errno : -EPIPE);
+        return false;
+    }
+    if (c->out.len == 0)
+        eddy__buf_free(&c->out);
+    if (c->out.len <= low_water(c)) {
+        if (c->flags & F_PAUSED) {
+            c->flags &= ~F_PAUSED;
+            if (c->opts->edge)
+                schedule(c, F_REQUEUE);
+        }
+        if ((c->flags & F_HIGH) && c->cbs->on_drain) {
+            c->flags &= ~F_HIGH;
+            c->cbs->on_drain(c);
+            if (c->state == EDDY_CONN_CLOSED)
+                return false;
+        }
+    }
+    if (c->out.len == 0 && (c->flags & F_NOTIFY_DRAIN))
+        schedule(c, F_NOTIFY_DRAIN);
+    if (c->out.len == 0 && c->state == EDDY_CONN_SHUTDOWN) {
+        enter_linger(c);
+        return c->state != EDDY_CONN_CLOSED;
+    }
+    update_interest(c);
+    return c->state != EDDY_CONN_CLOSED;
+}
+
+/* Offers the buffered input to on_read, then sends what it wrote. */
+static void deliver(struct eddy_conn *c)
+{
+    c->flags |= F_IN_READ_CB;
+    size_t used = c->cbs->on_read(c, eddy__buf_head(&c->in), c->in.len);
+    c->flags &= ~F_IN_READ_CB;
+    if (c->state == EDDY_CONN_CLOSED)
+        return;
+    if (c->state == EDDY_CONN_OPEN) {
+        eddy__buf_consume(&c->in, used < c->in.len ? used : c->in.len);
+        /* An idle connection keeps no input buffer. */
+        if (c->in.len == 0)
+            eddy__buf_free(&c->in);
+    }
+    flush(c);
+}
+
+static void on_eof(struct eddy_conn *c)
+{
+    c->flags |= F_EOF;
+    update_interest(c);
+    if (c->state != EDDY_CONN_OPEN)
+        return;
+    if (c->cbs->on_eof) {
+        c->cbs->on_eof(c);
+        if (c->state != EDDY_CONN_CLOSED && !(c->flags & F_IN_READ_CB))
+            flush(c);
+    } else {
+        eddy_conn_shutdown(c);
+    }
+}
+
+/* LINGER: read and throw away what the peer still sends, so that closing
+ * does not find unread data and answer with an RST, which could destroy
+ * the reply still in flight. */
+static void drain_input(struct eddy_conn *c)
+{
+    char sink[4096];
+    for (size_t total = 0; total < LINGER_DRAIN_MAX;) {
+        ssize_t n = read(c->io.fd, sink, sizeof sink);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        eddy_conn_close(c, 0);
+        return;
+    }
+    if (c->opts->edge)
+        schedule(c, F_REQUEUE);
+}
+
+static void do_read(struct eddy_conn *c)
+{
+    if (c->state == EDDY_CONN_LINGER) {
+        drain_input(c);
+        return;
+    }
+    unsigned budget = read_budget(c);
+    for (unsigned i = 0; i < budget; i++) {
+        if (c->state != EDDY_CONN_OPEN || (c->flags & (F_PAUSED | F_EOF)))
+            return;
+        size_t room = max_input(c) - c->in.len;
+        if (room == 0) {
+            /* The reader kept max_input bytes without consuming any. */
+            eddy_conn_close(c, -ENOBUFS);
+            return;
+        }
+        size_t want = read_size(c) < room ? read_size(c) : room;
+        int err = eddy__buf_reserve(&c->in, want);
+        if (err) {
+            eddy_conn_close(c, err);
+            return;
+        }
+        ssize_t n = read(c->io.fd, eddy__buf_tail(&c->in), want);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            c->last_io_ms = eddy_loop_now(c->loop);
+            deliver(c);
+            /* A short read emptied the socket: a new edge will come. */
+            if ((size_t)n < want)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            if (c->in.len == 0)
+                eddy__buf_free(&c->in);
+            on_eof(c);
+            return;
+        }
+        if (errno == EINTR) {
+            i--;
+            continue;
+        }
+        if (c->in.len == 0)
+            eddy__buf_free(&c->in);
+        if (errno != EAGAIN)
+            eddy_conn_close(c, -errno);
+        return;
+    }
+    /* Edge mode used its budget with data possibly left: no new edge will
+     * come for it, so come back after the others have had their turn. */
+    if (c->opts->edge)
+        schedule(c, F_REQUEUE);
+}
+
+static void on_deferred(struct eddy_defer *d)
+{
+    struct eddy_conn *c = container_of(d, struct eddy_conn, defer);
+    if ((c->flags & F_REQUEUE)) {
+        c->flags &= ~F_REQUEUE;
+        do_read(c);
+    }
+    if (c->state != EDDY_CONN_CLOSED && (c->flags & F_NOTIFY_DRAIN) && c->out.len == 0) {
+        c->flags &= ~F_NOTIFY_DRAIN;
+        if (c->cbs->on_drain)
+            c->cbs->on_drain(c);
+    }
+}
+
+static void schedule(struct eddy_conn *c, unsigned flag)
+{
+    c->flags |= flag;
+    eddy_defer_start(&c->defer, on_deferred);
+}
+
+static void on_conn_io(struct eddy_io *io, unsigned events)
+{
+    struct eddy_conn *c = container_of(io, struct eddy_conn, io);
+    if ((events & EDDY_WRITE) && c->out.len && !flush(c))
+        return;
+    if (events & EDDY_READ)
+        do_read(c);
+}
+
+static void on_conn_timer(struct eddy_timer *t)
+{
+    struct eddy_conn *c = container_of(t, struct eddy_conn, timer);
+    if (c->state == EDDY_CONN_LINGER) {
+        eddy_conn_close(c, 0);
+        return;
+    }
+    /* Activity only stamps last_io_ms; the timer is moved here, lazily, so
+     * busy connections do not touch the timer heap on every read. */
+    uint64_t idle = c->opts->idle_ms;
+    uint64_t since = eddy_loop_now(c->loop) - c->last_io_ms;
+    if (since >= idle) {
+        eddy_conn_close(c, -ETIMEDOUT);
+        return;
+    }
+    if (eddy_timer_start(t, on_conn_timer, idle - since, 0) < 0)
+        eddy_conn_close(c, -ENOMEM);
+}
+
+EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
+                            const struct eddy_conn_opts *opts, const struct eddy_conn_cbs *cbs)
+{
+    c->loop = loop;
+    c->cbs = cbs;
+    c->opts = opts;
+    c->state = EDDY_CONN_OPEN;
+    c->status = 0;
+    c->flags = 0;
+    c->in = (struct eddy_buf){0};
+    c->out = (struct eddy_buf){0};
+    c->last_io_ms = eddy_loop_now(loop);
+    eddy_io_init(loop, &c->io, fd, on_conn_io);
+    eddy_timer_init(loop, &c->timer);
+    c->timer.cb = on_conn_timer;
+    eddy_defer_init(loop, &c->defer);
+    /* Small writes are gathered per read callback already; Nagle's delay
+     * would only hold back replies. Fails harmlessly on Unix sockets. */
+    (void)set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    unsigned events = opts->edge ? EDDY_READ | EDDY_WRITE | EDDY_EDGE : EDDY_READ;
+    int err = eddy_io_start(&c->io, events);
+    if (!err && opts->idle_ms)
+        err = eddy_timer_start(&c->timer, on_conn_timer, opts->idle_ms, 0);
+    if (err) {
+        eddy_io_stop(&c->io);
+        close(fd);
+        c->io.fd = -1;
+        c->state = EDDY_CONN_CLOSED;
+        return err;
+    }
+    return 0;
+}
+
+EDDY_API int eddy_conn_write(struct eddy_conn *c, const void *buf, size_t len)
+{
+    if (c->state != EDDY_CONN_OPEN)
+        return -EPIPE;
+    if (len == 0)
+        return 0;
+    const char *p = buf;
+    /* Write first, buffer only what the kernel does not take. */
+    if (!(c->flags & F_IN_READ_CB) && c->out.len == 0) {
+        for (;;) {
+            ssize_t n = send(c->io.fd, p, len, MSG_NOSIGNAL);
+            if (n >= 0) {
+                p += n;
+                len -= (size_t)n;
+                c->last_io_ms = eddy_loop_now(c->loop);
+                if (len == 0)
+                    return 0;
+                continue;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                break;
+            int err = -errno;
+            eddy_conn_close(c, err);
+            return err;
+        }
+    }
+    int err = eddy__buf_append(&c->out, p, len);
+    if (err) {
+        eddy_conn_close(c, err);
+        return err;
+    }
+    if (c->out.len > high_water(c))
+        c->flags |= F_PAUSED | F_HIGH;
+    if (!(c->flags & F_IN_READ_CB))
+        update_interest(c);
+    return 0;
+}
+
+EDDY_API size_t eddy_conn_pending(const struct eddy_conn *c)
+{
+    return c->out.len;
+}
+
+EDDY_API void eddy_conn_notify_drain(struct eddy_conn *c)
+{
+    if (c->state == EDDY_CONN_CLOSED)
+        return;
+    c->flags |= F_NOTIFY_DRAIN;
+    if (c->out.len == 0)
+        schedule(c, F_NOTIFY_DRAIN);
+}
+
+EDDY_API void eddy_conn_shutdown(struct eddy_conn *c)
+{
+    if (c->state != EDDY_CONN_OPEN)
+        return;
+    c->state = EDDY_CONN_SHUTDOWN;
+    c->in.len = 0;
+    c->in.off = 0;
+    /* Inside on_read, deliver() flushes when the callback returns. */
+    if (!(c->flags & F_IN_READ_CB))
+        flush(c);
+}
+
+EDDY_API int eddy_conn_fd(const struct eddy_conn *c)
+{
+    return c->io.fd;
+}
+
+EDDY_API char *eddy_conn_peer(const struct eddy_conn *c, char *buf, size_t size)
+{
+    struct eddy_addr a;
+    a.len = sizeof a.ss;
+    if (c->io.fd < 0 || getpeername(c->io.fd, (struct sockaddr *)&a.ss, &a.len) < 0) {
+        snprintf(buf, size, "unknown");
+        return buf;
+    }
+    if (a.ss.ss_family == AF_UNIX) {
+        snprintf(buf, size, "unix");
+        return buf;
+    }
+    return eddy_addr_format(&a, buf, size);
+}

@@ -1,0 +1,417 @@
+/* eddy: runs the tutorials' services (and more) on one event loop.
+ *
+ *   eddy                              the built-in default set, on 127.0.0.1
+ *   eddy echo=127.0.0.1:7000 time=[::1]:9090 sink=unix:/tmp/sink.sock
+ *   eddy time --host 0.0.0.0 --port 9090 --read-size 1 --trace
+ *
+ * Exit status: 0 after SIGINT/SIGTERM, 1 when a listener cannot be opened,
+ * 2 for bad command-line arguments. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eddy/loop.h"
+#include "eddy/tcp.h"
+#include "log.h"
+#include "service.h"
+
+#define MAX_LISTENERS 64
+#define DRAIN_TIMEOUT_MS 5000
+
+struct listener {
+    const struct svc_service *svc;
+    struct eddy_addr addr;
+    struct eddy_listener l;
+    struct svc_ctx ctx;
+    bool open;
+};
+
+struct config {
+    const char *host;
+    const char *port;
+    bool edge;
+    bool trace;
+    enum log_level level;
+    uint64_t read_size;
+    uint64_t idle_s;
+    uint64_t backlog;
+    bool reuseport;
+};
+
+struct server {
+    struct eddy_loop *loop;
+    struct listener *ls;
+    size_t nls;
+    struct eddy_signal sigint, sigterm;
+    struct eddy_timer drain;
+    bool draining;
+};
+
+static const struct svc_service *const default_set[] = {
+    &svc_echo, &svc_time, &svc_discard, &svc_hello_raw,
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: eddy [OPTIONS] [SERVICE[=ADDRESS]]...\n"
+            "\n"
+            "Runs TCP services on one epoll event loop. With no SERVICE, runs the\n"
+            "tutorials' set: echo=127.0.0.1:8888 time=127.0.0.1:9090\n"
+            "discard=127.0.0.1:7788 hello-raw=127.0.0.1:8080.\n"
+            "\n"
+            "Services (default port in brackets):\n");
+    for (size_t i = 0; svc_all[i]; i++)
+        fprintf(out, "  %-10s [%5u] %s\n", svc_all[i]->name, svc_all[i]->default_port,
+                svc_all[i]->summary);
+    fprintf(out,
+            "\n"
+            "ADDRESS is HOST:PORT, [IPV6]:PORT, unix:/PATH, or PORT alone (on --host).\n"
+            "Port 0 lets the kernel choose; the log says which port it got.\n"
+            "\n"
+            "Options:\n"
+            "  -H, --host HOST        host for services given without an address\n"
+            "                         (default 127.0.0.1: reachable from this machine only)\n"
+            "  -p, --port PORT        port for the one service given without an address\n"
+            "  -t, --trigger MODE     epoll trigger mode for connections: level (default)\n"
+            "                         or edge\n"
+            "  -l, --log-level LEVEL  debug, info (default), warning or error\n"
+            "      --trace            log every epoll event with its fd and decoded mask\n"
+            "      --read-size N      bytes per read() (default 16384); 1 shows level-\n"
+            "                         triggered epoll firing once per byte\n"
+            "      --idle-timeout S   close connections idle for S seconds (default 300;\n"
+            "                         0: never)\n"
+            "      --backlog N        listen backlog (default 511)\n"
+            "      --reuseport        set SO_REUSEPORT, so other processes can share the port\n"
+            "  -h, --help             show this help and exit\n"
+            "  -V, --version          show the version and exit\n"
+            "\n"
+            "Stop with Ctrl-C (SIGINT) or SIGTERM: eddy stops accepting, lets open\n"
+            "connections finish for up to %d s, then exits 0.\n",
+            DRAIN_TIMEOUT_MS / 1000);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("eddy: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'eddy --help' for more information.\n", stderr);
+    exit(2);
+}
+
+static uint64_t parse_number(const char *opt, const char *text, uint64_t min, uint64_t max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end || errno || v < min || v > max)
+        bad_usage("%s: '%s' is not a number from %llu to %llu", opt, text,
+                  (unsigned long long)min, (unsigned long long)max);
+    return v;
+}
+
+static void make_address(struct listener *ls, const char *host, const char *port)
+{
+    char text[300];
+    if (strchr(host, ':'))
+        snprintf(text, sizeof text, "[%s]:%s", host, port);
+    else
+        snprintf(text, sizeof text, "%s:%s", host, port);
+    if (eddy_addr_parse(&ls->addr, text) < 0)
+        bad_usage("'%s' is not a valid address (want a numeric IPv4 or IPv6 address, or "
+                  "localhost, and a port from 0 to 65535)",
+                  text);
+}
+
+/* Turns the positional arguments into listeners. */
+static size_t parse_services(const struct config *cfg, char **args, int nargs,
+                             struct listener *ls)
+{
+    size_t n = 0;
+    size_t without_address = 0;
+    for (int i = 0; i < nargs; i++) {
+        if (n == MAX_LISTENERS)
+            bad_usage("too many services (at most %d)", MAX_LISTENERS);
+        char *eq = strchr(args[i], '=');
+        if (eq)
+            *eq = '\0';
+        ls[n].svc = svc_find(args[i]);
+        if (!ls[n].svc)
+            bad_usage("unknown service '%s' (see 'eddy --help' for the list)", args[i]);
+        if (!eq) {
+            without_address++;
+            char port[8];
+            snprintf(port, sizeof port, "%u", ls[n].svc->default_port);
+            make_address(&ls[n], cfg->host, cfg->port ? cfg->port : port);
+        } else if (eq[1] && strspn(eq + 1, "0123456789") == strlen(eq + 1)) {
+            make_address(&ls[n], cfg->host, eq + 1);
+        } else if (eddy_addr_parse(&ls[n].addr, eq + 1) < 0) {
+            bad_usage("%s: '%s' is not a valid address (want HOST:PORT, [IPV6]:PORT, "
+                      "unix:/PATH or PORT)",
+                      args[i], eq + 1);
+        }
+        n++;
+    }
+    if (n == 0) {
+        if (cfg->port)
+            bad_usage("--port needs exactly one service, e.g. 'eddy time --port %s'", cfg->port);
+        for (size_t i = 0; i < sizeof default_set / sizeof default_set[0]; i++) {
+            char port[8];
+            ls[n].svc = default_set[i];
+            snprintf(port, sizeof port, "%u", ls[n].svc->default_port);
+            make_address(&ls[n++], cfg->host, port);
+        }
+    } else if (cfg->port && without_address != 1) {
+        bad_usage("--port applies to exactly one service given without an address; "
+                  "%zu were given",
+                  without_address);
+    }
+    return n;
+}
+
+static void parse_args(int argc, char **argv, struct config *cfg)
+{
+    enum { OPT_TRACE = 256, OPT_READ_SIZE, OPT_IDLE, OPT_BACKLOG, OPT_REUSEPORT };
+    static const struct option options[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"trigger", required_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"trace", no_argument, NULL, OPT_TRACE},
+        {"read-size", required_argument, NULL, OPT_READ_SIZE},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"backlog", required_argument, NULL, OPT_BACKLOG},
+        {"reuseport", no_argument, NULL, OPT_REUSEPORT},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    *cfg = (struct config){
+        .host = "127.0.0.1", .level = LOG_INFO, .read_size = 16384, .idle_s = 300, .backlog = 511};
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":H:p:t:l:hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'H':
+            cfg->host = optarg;
+            break;
+        case 'p':
+            parse_number("--port", optarg, 0, 65535);
+            cfg->port = optarg;
+            break;
+        case 't':
+            if (strcmp(optarg, "level") != 0 && strcmp(optarg, "edge") != 0)
+                bad_usage("--trigger: '%s' is not 'level' or 'edge'", optarg);
+            cfg->edge = strcmp(optarg, "edge") == 0;
+            break;
+        case 'l': {
+            int level = log_level_parse(optarg);
+            if (level < 0)
+                bad_usage("--log-level: '%s' is not debug, info, warning or error", optarg);
+            cfg->level = (enum log_level)level;
+            break;
+        }
+        case OPT_TRACE:
+            cfg->trace = true;
+            break;
+        case OPT_READ_SIZE:
+            cfg->read_size = parse_number("--read-size", optarg, 1, 1 << 20);
+            break;
+        case OPT_IDLE:
+            cfg->idle_s = parse_number("--idle-timeout", optarg, 0, 86400 * 365);
+            break;
+        case OPT_BACKLOG:
+            cfg->backlog = parse_number("--backlog", optarg, 1, 65535);
+            break;
+        case OPT_REUSEPORT:
+            cfg->reuseport = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("eddy %s\n", EDDY_VERSION);
+            exit(0);
+        case ':':
+            bad_usage("option '%s' needs a value", argv[optind - 1]);
+        default:
+            bad_usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+static void svc_logger(void *arg, enum svc_level level, const char *fmt, va_list ap)
+{
+    (void)arg;
+    log_vmsg((enum log_level)level, fmt, ap);
+}
+
+static void on_trace(void *arg, int fd, uint32_t events)
+{
+    (void)arg;
+    char mask[160];
+    log_msg(LOG_TRACE, "epoll fd=%d %s", fd, eddy_events_format(events, mask, sizeof mask));
+}
+
+static void on_accept(struct eddy_listener *l, int fd)
+{
+    struct listener *ls = l->data;
+    svc_accept(&ls->ctx, fd);
+}
+
+static void on_accept_error(struct eddy_listener *l, int err, uint64_t dropped)
+{
+    struct listener *ls = l->data;
+    char addr[EDDY_ADDR_STRLEN];
+    log_msg(LOG_WARNING,
+            "%s on %s: cannot accept: %s; closed %llu waiting connection(s) since the last "
+            "report (raise the open-file limit, ulimit -n, if this persists)",
+            ls->svc->name, eddy_addr_format(&l->addr, addr, sizeof addr), eddy_strerror(err),
+            (unsigned long long)dropped);
+}
+
+static size_t live_connections(const struct server *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nls; i++)
+        n += s->ls[i].ctx.nconns;
+    return n;
+}
+
+static void on_ctx_empty(struct svc_ctx *ctx)
+{
+    struct server *s = ctx->data;
+    if (s->draining && live_connections(s) == 0)
+        eddy_loop_stop(s->loop);
+}
+
+static void force_close(struct server *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nls; i++)
+        n += svc_ctx_close_all(&s->ls[i].ctx);
+    if (n)
+        log_msg(LOG_WARNING, "closed %zu connection(s) that did not finish in time", n);
+    eddy_loop_stop(s->loop);
+}
+
+static void on_drain_timeout(struct eddy_timer *t)
+{
+    force_close(t->data);
+}
+
+static void on_signal(struct eddy_signal *sig, int signum)
+{
+    struct server *s = sig->data;
+    if (s->draining) {
+        log_msg(LOG_INFO, "SIG%s again: closing the remaining connections now", sigabbrev_np(signum));
+        force_close(s);
+        return;
+    }
+    s->draining = true;
+    size_t live = live_connections(s);
+    log_msg(LOG_INFO, "SIG%s received: no longer accepting; %zu connection(s) to finish",
+            sigabbrev_np(signum), live);
+    for (size_t i = 0; i < s->nls; i++) {
+        eddy_listener_close(&s->ls[i].l);
+        svc_ctx_shutdown_all(&s->ls[i].ctx);
+    }
+    if (live_connections(s) == 0) {
+        eddy_loop_stop(s->loop);
+        return;
+    }
+    if (eddy_timer_start(&s->drain, on_drain_timeout, DRAIN_TIMEOUT_MS, 0) < 0)
+        force_close(s);
+}
+
+static int open_listeners(struct server *s, const struct config *cfg)
+{
+    struct eddy_listen_opts lopts = {.backlog = (int)cfg->backlog, .reuseport = cfg->reuseport};
+    for (size_t i = 0; i < s->nls; i++) {
+        struct listener *ls = &s->ls[i];
+        char addr[EDDY_ADDR_STRLEN];
+        svc_ctx_init(&ls->ctx, s->loop, ls->svc);
+        ls->ctx.conn_opts = (struct eddy_conn_opts){
+            .edge = cfg->edge, .read_size = cfg->read_size, .idle_ms = cfg->idle_s * 1000};
+        ls->ctx.log = svc_logger;
+        ls->ctx.log_level = (enum svc_level)cfg->level;
+        ls->ctx.on_empty = on_ctx_empty;
+        ls->ctx.data = s;
+        ls->l.data = ls;
+        int err = eddy_listener_open(s->loop, &ls->l, &ls->addr, &lopts, on_accept, on_accept_error);
+        if (err) {
+            const char *hint = err == -EADDRINUSE ? " (is another server using it?)"
+                               : err == -EACCES   ? " (ports below 1024 need privileges)"
+                                                  : "";
+            fprintf(stderr, "eddy: cannot listen on %s for %s: %s%s\n",
+                    eddy_addr_format(&ls->addr, addr, sizeof addr), ls->svc->name,
+                    eddy_strerror(err), hint);
+            return -1;
+        }
+        ls->open = true;
+        log_msg(LOG_INFO, "%s listening on %s%s", ls->svc->name,
+                eddy_addr_format(&ls->l.addr, addr, sizeof addr),
+                cfg->edge ? " (edge-triggered)" : "");
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    parse_args(argc, argv, &cfg);
+    static struct listener ls[MAX_LISTENERS];
+    struct server s = {.ls = ls};
+    s.nls = parse_services(&cfg, argv + optind, argc - optind, ls);
+    log_init("eddy", cfg.level);
+
+    /* The library never raises SIGPIPE itself (it sends with MSG_NOSIGNAL);
+     * ignoring it here also covers any other write the program makes. */
+    signal(SIGPIPE, SIG_IGN);
+
+    int err = eddy_loop_new(&s.loop);
+    if (err) {
+        fprintf(stderr, "eddy: cannot create the event loop: %s\n", eddy_strerror(err));
+        return 1;
+    }
+    if (cfg.trace)
+        eddy_loop_set_trace(s.loop, on_trace, NULL);
+    eddy_timer_init(s.loop, &s.drain);
+    s.drain.data = &s;
+    eddy_signal_init(s.loop, &s.sigint);
+    eddy_signal_init(s.loop, &s.sigterm);
+    s.sigint.data = s.sigterm.data = &s;
+    int status = 0;
+    if ((err = eddy_signal_start(&s.sigint, on_signal, SIGINT)) < 0 ||
+        (err = eddy_signal_start(&s.sigterm, on_signal, SIGTERM)) < 0) {
+        fprintf(stderr, "eddy: cannot watch signals: %s\n", eddy_strerror(err));
+        status = 1;
+    } else if (open_listeners(&s, &cfg) < 0) {
+        status = 1;
+    } else if ((err = eddy_loop_run(s.loop, EDDY_RUN_DEFAULT)) < 0) {
+        log_msg(LOG_ERROR, "event loop failed: %s", eddy_strerror(err));
+        status = 1;
+    }
+
+    for (size_t i = 0; i < s.nls; i++) {
+        if (ls[i].open) {
+            eddy_listener_close(&ls[i].l);
+            svc_ctx_close_all(&ls[i].ctx);
+        }
+    }
+    eddy_timer_stop(&s.drain);
+    eddy_signal_stop(&s.sigint);
+    eddy_signal_stop(&s.sigterm);
+    eddy_loop_free(s.loop);
+    if (status == 0)
+        log_msg(LOG_INFO, "stopped");
+    return status;
+}

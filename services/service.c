@@ -1,0 +1,161 @@
+/* What every service shares: one allocation per connection, the list of
+ * live connections (so the program can drain or close them), and logging
+ * through the program's logger. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "service.h"
+
+const struct svc_service *const svc_all[] = {
+    &svc_echo, &svc_upper, &svc_time, &svc_daytime, &svc_discard, &svc_sink, &svc_hello_raw, NULL,
+};
+
+const struct svc_service *svc_find(const char *name)
+{
+    for (size_t i = 0; svc_all[i]; i++)
+        if (strcmp(svc_all[i]->name, name) == 0)
+            return svc_all[i];
+    return NULL;
+}
+
+void svc_log(const struct svc_ctx *ctx, enum svc_level level, const char *fmt, ...)
+{
+    if (level < ctx->log_level || !ctx->log)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    ctx->log(ctx->log_arg, level, fmt, ap);
+    va_end(ap);
+}
+
+/* Connections are logged at INFO by services that log their data (the
+ * tutorial receiver prints every arrival and departure), else at DEBUG. */
+static enum svc_level conn_level(const struct svc_ctx *ctx)
+{
+    return ctx->svc->log_data ? SVC_INFO : SVC_DEBUG;
+}
+
+static void on_close(struct eddy_conn *c, int status)
+{
+    struct svc_conn *sc = svc_conn_of(c);
+    struct svc_ctx *ctx = sc->ctx;
+    *sc->pprev = sc->next;
+    if (sc->next)
+        sc->next->pprev = sc->pprev;
+    ctx->nconns--;
+    if (status)
+        svc_log(ctx, conn_level(ctx), "%s: %s closed: %s", ctx->svc->name, sc->peer,
+                eddy_strerror(status));
+    else
+        svc_log(ctx, conn_level(ctx), "%s: %s offline", ctx->svc->name, sc->peer);
+    free(sc);
+    if (ctx->nconns == 0 && ctx->on_empty)
+        ctx->on_empty(ctx);
+}
+
+void svc_ctx_init(struct svc_ctx *ctx, struct eddy_loop *loop, const struct svc_service *svc)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->loop = loop;
+    ctx->svc = svc;
+    ctx->log_level = SVC_INFO;
+    ctx->cbs.on_read = svc->on_read;
+    ctx->cbs.on_eof = svc->on_eof;
+    ctx->cbs.on_close = on_close;
+}
+
+void svc_accept(struct svc_ctx *ctx, int fd)
+{
+    struct svc_conn *sc = calloc(1, ctx->svc->conn_size);
+    if (!sc) {
+        close(fd);
+        svc_log(ctx, SVC_WARN, "%s: out of memory for a new connection", ctx->svc->name);
+        return;
+    }
+    sc->ctx = ctx;
+    int err = eddy_conn_open(ctx->loop, &sc->conn, fd, &ctx->conn_opts, &ctx->cbs);
+    if (err) {
+        svc_log(ctx, SVC_WARN, "%s: cannot watch a new connection: %s", ctx->svc->name,
+                eddy_strerror(err));
+        free(sc);
+        return;
+    }
+    sc->next = ctx->conns;
+    sc->pprev = &ctx->conns;
+    if (ctx->conns)
+        ctx->conns->pprev = &sc->next;
+    ctx->conns = sc;
+    ctx->nconns++;
+    if (conn_level(ctx) >= ctx->log_level) {
+        eddy_conn_peer(&sc->conn, sc->peer, sizeof sc->peer);
+        svc_log(ctx, conn_level(ctx), "%s: new client %s", ctx->svc->name, sc->peer);
+    }
+    if (ctx->svc->on_open)
+        ctx->svc->on_open(sc);
+}
+
+void svc_ctx_shutdown_all(struct svc_ctx *ctx)
+{
+    for (struct svc_conn *sc = ctx->conns; sc; sc = sc->next)
+        eddy_conn_shutdown(&sc->conn);
+}
+
+size_t svc_ctx_close_all(struct svc_ctx *ctx)
+{
+    size_t n = 0;
+    for (struct svc_conn *sc = ctx->conns; sc; sc = sc->next) {
+        if (sc->conn.state != EDDY_CONN_CLOSED) {
+            eddy_conn_close(&sc->conn, 0);
+            n++;
+        }
+    }
+    return n;
+}
+
+char *svc_repr(const char *data, size_t len, char *out, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    /* Room for the widest escape (\xNN), the closing quote, "..." and NUL. */
+    const size_t reserve = 4 + 1 + 3 + 1;
+    if (size < 3 + reserve) {
+        if (size)
+            out[0] = '\0';
+        return out;
+    }
+    out[o++] = 'b';
+    out[o++] = '\'';
+    size_t i;
+    for (i = 0; i < len && o + reserve <= size; i++) {
+        unsigned char ch = (unsigned char)data[i];
+        const char *esc = NULL;
+        switch (ch) {
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\\': esc = "\\\\"; break;
+        case '\'': esc = "\\'"; break;
+        default: break;
+        }
+        if (esc) {
+            memcpy(out + o, esc, 2);
+            o += 2;
+        } else if (ch >= 0x20 && ch < 0x7f) {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    out[o++] = '\'';
+    if (i < len) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -227,6 +229,16 @@ enum {
     F_REQUEUE = 1u << 3,     /* edge mode: read again without an event */
     F_NOTIFY_DRAIN = 1u << 4,/* on_drain when output is empty */
     F_HIGH = 1u << 5,        /* reached the high watermark since last drain */
+    F_REDELIVER = 1u << 6,   /* offer buffered input again (reading resumed) */
+};
+
+/* A file part queued for sendfile(), and the bytes written after it. */
+struct eddy__file_seg {
+    struct eddy__file_seg *next;
+    int fd;
+    off_t off;
+    uint64_t len;
+    struct eddy_buf after;
 };
 
 #define LINGER_DRAIN_MAX (64 * 1024)
@@ -260,6 +272,11 @@ static unsigned read_budget(const struct eddy_conn *c)
     return c->opts->read_budget ? c->opts->read_budget : 16;
 }
 
+static size_t pending(const struct eddy_conn *c)
+{
+    return c->out.len + c->file_bytes;
+}
+
 /* Level mode asks epoll for exactly what the connection can use now; edge
  * mode registers reading and writing once and never calls epoll_ctl again,
  * so there it only needs the initial registration. */
@@ -271,11 +288,23 @@ static void update_interest(struct eddy_conn *c)
     if ((c->state == EDDY_CONN_OPEN && !(c->flags & (F_PAUSED | F_EOF))) ||
         (c->state == EDDY_CONN_LINGER))
         want |= EDDY_READ;
-    if (c->out.len)
+    if (pending(c))
         want |= EDDY_WRITE;
     int err = eddy_io_start(&c->io, want);
     if (err)
         eddy_conn_close(c, err);
+}
+
+static void free_files(struct eddy_conn *c)
+{
+    while (c->files) {
+        struct eddy__file_seg *seg = c->files;
+        c->files = seg->next;
+        close(seg->fd);
+        eddy__buf_free(&seg->after);
+        free(seg);
+    }
+    c->file_bytes = 0;
 }
 
 static void finish_close(struct eddy_defer *d)
@@ -283,6 +312,7 @@ static void finish_close(struct eddy_defer *d)
     struct eddy_conn *c = container_of(d, struct eddy_conn, defer);
     eddy__buf_free(&c->in);
     eddy__buf_free(&c->out);
+    free_files(c);
     c->cbs->on_close(c, c->status);
 }
 
@@ -323,28 +353,70 @@ static void enter_linger(struct eddy_conn *c)
         schedule(c, F_REQUEUE);
 }
 
-/* Sends queued output. Returns false when the connection got closed. */
-static bool flush(struct eddy_conn *c)
+/* Sends the head file part. Returns 1 when it is done (the bytes written
+ * after it become the head of the output), 0 on EAGAIN, -errno on error. */
+static int send_file_part(struct eddy_conn *c)
 {
-    while (c->out.len) {
-        ssize_t n = send(c->io.fd, eddy__buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+    struct eddy__file_seg *seg = c->files;
+    while (seg->len) {
+        size_t chunk = seg->len < (1u << 30) ? (size_t)seg->len : (1u << 30);
+        ssize_t n = sendfile(c->io.fd, seg->fd, &seg->off, chunk);
         if (n > 0) {
-            eddy__buf_consume(&c->out, (size_t)n);
+            seg->len -= (uint64_t)n;
+            c->file_bytes -= (size_t)n;
             c->last_io_ms = eddy_loop_now(c->loop);
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
+            return 0;
+        return n == 0 ? -EIO : -errno;
+    }
+    c->files = seg->next;
+    close(seg->fd);
+    c->file_bytes -= seg->after.len;
+    eddy__buf_free(&c->out);
+    c->out = seg->after;
+    free(seg);
+    return 1;
+}
+
+/* Sends queued output. Returns false when the connection got closed. */
+static bool flush(struct eddy_conn *c)
+{
+    for (;;) {
+        if (c->out.len) {
+            ssize_t n = send(c->io.fd, eddy__buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+            if (n > 0) {
+                eddy__buf_consume(&c->out, (size_t)n);
+                c->last_io_ms = eddy_loop_now(c->loop);
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                break;
+            eddy_conn_close(c, n < 0 ? -errno : -EPIPE);
+            return false;
+        }
+        if (!c->files)
             break;
-        eddy_conn_close(c, n < 0 ? -errno : -EPIPE);
-        return false;
+        int rc = send_file_part(c);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            eddy_conn_close(c, rc);
+            return false;
+        }
     }
     if (c->out.len == 0)
         eddy__buf_free(&c->out);
-    if (c->out.len <= low_water(c)) {
+    if (pending(c) <= low_water(c)) {
         if (c->flags & F_PAUSED) {
             c->flags &= ~F_PAUSED;
+            if (c->in.len)
+                schedule(c, F_REDELIVER);
             if (c->opts->edge)
                 schedule(c, F_REQUEUE);
         }
@@ -355,9 +427,9 @@ static bool flush(struct eddy_conn *c)
                 return false;
         }
     }
-    if (c->out.len == 0 && (c->flags & F_NOTIFY_DRAIN))
+    if (pending(c) == 0 && (c->flags & F_NOTIFY_DRAIN))
         schedule(c, F_NOTIFY_DRAIN);
-    if (c->out.len == 0 && c->state == EDDY_CONN_SHUTDOWN) {
+    if (pending(c) == 0 && c->state == EDDY_CONN_SHUTDOWN) {
         enter_linger(c);
         return c->state != EDDY_CONN_CLOSED;
     }
@@ -477,11 +549,16 @@ static void do_read(struct eddy_conn *c)
 static void on_deferred(struct eddy_defer *d)
 {
     struct eddy_conn *c = container_of(d, struct eddy_conn, defer);
-    if ((c->flags & F_REQUEUE)) {
+    if (c->flags & F_REDELIVER) {
+        c->flags &= ~F_REDELIVER;
+        if (c->state == EDDY_CONN_OPEN && c->in.len && !(c->flags & F_PAUSED))
+            deliver(c);
+    }
+    if (c->state != EDDY_CONN_CLOSED && (c->flags & F_REQUEUE)) {
         c->flags &= ~F_REQUEUE;
         do_read(c);
     }
-    if (c->state != EDDY_CONN_CLOSED && (c->flags & F_NOTIFY_DRAIN) && c->out.len == 0) {
+    if (c->state != EDDY_CONN_CLOSED && (c->flags & F_NOTIFY_DRAIN) && pending(c) == 0) {
         c->flags &= ~F_NOTIFY_DRAIN;
         if (c->cbs->on_drain)
             c->cbs->on_drain(c);
@@ -497,10 +574,33 @@ static void schedule(struct eddy_conn *c, unsigned flag)
 static void on_conn_io(struct eddy_io *io, unsigned events)
 {
     struct eddy_conn *c = container_of(io, struct eddy_conn, io);
-    if ((events & EDDY_WRITE) && c->out.len && !flush(c))
+    if ((events & EDDY_WRITE) && pending(c) && !flush(c))
         return;
     if (events & EDDY_READ)
         do_read(c);
+}
+
+/* The one timer serves both the idle timeout and the deadline. Activity
+ * only stamps last_io_ms and setting a later deadline changes a field: the
+ * timer is moved lazily, when it fires early, so busy connections do not
+ * touch the timer heap on every read. */
+static void arm_timer(struct eddy_conn *c)
+{
+    uint64_t due = UINT64_MAX;
+    if (c->opts->idle_ms)
+        due = c->last_io_ms + c->opts->idle_ms;
+    if (c->deadline_ms && c->deadline_ms < due)
+        due = c->deadline_ms;
+    if (due == UINT64_MAX) {
+        eddy_timer_stop(&c->timer);
+        return;
+    }
+    if (eddy_timer_active(&c->timer) && c->timer_due_ms <= due)
+        return;
+    uint64_t now = eddy_loop_now(c->loop);
+    c->timer_due_ms = due;
+    if (eddy_timer_start(&c->timer, c->timer.cb, due > now ? due - now : 0, 0) < 0)
+        eddy_conn_close(c, -ENOMEM);
 }
 
 static void on_conn_timer(struct eddy_timer *t)
@@ -510,16 +610,31 @@ static void on_conn_timer(struct eddy_timer *t)
         eddy_conn_close(c, 0);
         return;
     }
-    /* Activity only stamps last_io_ms; the timer is moved here, lazily, so
-     * busy connections do not touch the timer heap on every read. */
-    uint64_t idle = c->opts->idle_ms;
-    uint64_t since = eddy_loop_now(c->loop) - c->last_io_ms;
-    if (since >= idle) {
+    uint64_t now = eddy_loop_now(c->loop);
+    if (c->deadline_ms && now >= c->deadline_ms) {
+        c->deadline_ms = 0;
+        if (!c->cbs->on_timeout) {
+            eddy_conn_close(c, -ETIMEDOUT);
+            return;
+        }
+        c->cbs->on_timeout(c);
+        if (c->state == EDDY_CONN_CLOSED || c->state == EDDY_CONN_LINGER)
+            return;
+    }
+    if (c->opts->idle_ms && now - c->last_io_ms >= c->opts->idle_ms) {
         eddy_conn_close(c, -ETIMEDOUT);
         return;
     }
-    if (eddy_timer_start(t, on_conn_timer, idle - since, 0) < 0)
-        eddy_conn_close(c, -ENOMEM);
+    arm_timer(c);
+}
+
+EDDY_API int eddy_conn_set_timeout(struct eddy_conn *c, uint64_t ms)
+{
+    if (c->state == EDDY_CONN_CLOSED || c->state == EDDY_CONN_LINGER)
+        return 0;
+    c->deadline_ms = ms ? eddy_loop_now(c->loop) + ms : 0;
+    arm_timer(c);
+    return c->state == EDDY_CONN_CLOSED ? -ENOMEM : 0;
 }
 
 EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
@@ -533,6 +648,9 @@ EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
     c->flags = 0;
     c->in = (struct eddy_buf){0};
     c->out = (struct eddy_buf){0};
+    c->files = NULL;
+    c->file_bytes = 0;
+    c->deadline_ms = 0;
     c->last_io_ms = eddy_loop_now(loop);
     eddy_io_init(loop, &c->io, fd, on_conn_io);
     eddy_timer_init(loop, &c->timer);
@@ -543,8 +661,10 @@ EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
     (void)set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     unsigned events = opts->edge ? EDDY_READ | EDDY_WRITE | EDDY_EDGE : EDDY_READ;
     int err = eddy_io_start(&c->io, events);
-    if (!err && opts->idle_ms)
+    if (!err && opts->idle_ms) {
+        c->timer_due_ms = c->last_io_ms + opts->idle_ms;
         err = eddy_timer_start(&c->timer, on_conn_timer, opts->idle_ms, 0);
+    }
     if (err) {
         eddy_io_stop(&c->io);
         close(fd);
@@ -552,6 +672,69 @@ EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
         c->state = EDDY_CONN_CLOSED;
         return err;
     }
+    return 0;
+}
+
+static struct eddy__file_seg *last_file(const struct eddy_conn *c)
+{
+    struct eddy__file_seg *seg = c->files;
+    while (seg && seg->next)
+        seg = seg->next;
+    return seg;
+}
+
+/* Output is queued behind the last file part, if any, to keep its order. */
+static void queued(struct eddy_conn *c)
+{
+    if (pending(c) > high_water(c))
+        c->flags |= F_PAUSED | F_HIGH;
+    if (!(c->flags & F_IN_READ_CB))
+        update_interest(c);
+}
+
+static int queue_bytes(struct eddy_conn *c, const char *p, size_t len)
+{
+    struct eddy__file_seg *seg = last_file(c);
+    int err = eddy__buf_append(seg ? &seg->after : &c->out, p, len);
+    if (err) {
+        eddy_conn_close(c, err);
+        return err;
+    }
+    if (seg)
+        c->file_bytes += len;
+    queued(c);
+    return 0;
+}
+
+EDDY_API int eddy_conn_sendfile(struct eddy_conn *c, int fd, uint64_t offset, uint64_t len)
+{
+    if (c->state != EDDY_CONN_OPEN) {
+        close(fd);
+        return -EPIPE;
+    }
+    if (len == 0) {
+        close(fd);
+        return 0;
+    }
+    struct eddy__file_seg *seg = calloc(1, sizeof *seg);
+    if (!seg) {
+        close(fd);
+        eddy_conn_close(c, -ENOMEM);
+        return -ENOMEM;
+    }
+    seg->fd = fd;
+    seg->off = (off_t)offset;
+    seg->len = len;
+    struct eddy__file_seg *tail = last_file(c);
+    if (tail)
+        tail->next = seg;
+    else
+        c->files = seg;
+    c->file_bytes += len;
+    queued(c);
+    /* Outside a read callback, start sending at once, as a write would. */
+    if (!(c->flags & F_IN_READ_CB))
+        flush(c);
     return 0;
 }
 
@@ -563,7 +746,7 @@ EDDY_API int eddy_conn_write(struct eddy_conn *c, const void *buf, size_t len)
         return 0;
     const char *p = buf;
     /* Write first, buffer only what the kernel does not take. */
-    if (!(c->flags & F_IN_READ_CB) && c->out.len == 0) {
+    if (!(c->flags & F_IN_READ_CB) && pending(c) == 0) {
         for (;;) {
             ssize_t n = send(c->io.fd, p, len, MSG_NOSIGNAL);
             if (n >= 0) {
@@ -583,21 +766,17 @@ EDDY_API int eddy_conn_write(struct eddy_conn *c, const void *buf, size_t len)
             return err;
         }
     }
-    int err = eddy__buf_append(&c->out, p, len);
-    if (err) {
-        eddy_conn_close(c, err);
-        return err;
-    }
-    if (c->out.len > high_water(c))
-        c->flags |= F_PAUSED | F_HIGH;
-    if (!(c->flags & F_IN_READ_CB))
-        update_interest(c);
-    return 0;
+    return queue_bytes(c, p, len);
 }
 
 EDDY_API size_t eddy_conn_pending(const struct eddy_conn *c)
 {
-    return c->out.len;
+    return pending(c);
+}
+
+EDDY_API bool eddy_conn_congested(const struct eddy_conn *c)
+{
+    return (c->flags & F_PAUSED) != 0;
 }
 
 EDDY_API void eddy_conn_notify_drain(struct eddy_conn *c)
@@ -605,7 +784,7 @@ EDDY_API void eddy_conn_notify_drain(struct eddy_conn *c)
     if (c->state == EDDY_CONN_CLOSED)
         return;
     c->flags |= F_NOTIFY_DRAIN;
-    if (c->out.len == 0)
+    if (pending(c) == 0)
         schedule(c, F_NOTIFY_DRAIN);
 }
 

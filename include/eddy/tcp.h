@@ -147,8 +147,12 @@ struct eddy_conn_cbs {
     eddy_conn_cb on_eof;
     /* Unsent output fell to the low watermark after having reached the high
      * one, or (when asked with eddy_conn_notify_drain()) all output was sent.
-     * May be NULL. */
+     * May be NULL. Input left unconsumed while reading was paused is offered
+     * to on_read again at that point, without waiting for new bytes. */
     eddy_conn_cb on_drain;
+    /* The deadline set with eddy_conn_set_timeout() passed. NULL: close
+     * with -ETIMEDOUT. */
+    eddy_conn_cb on_timeout;
     eddy_close_cb on_close;
 };
 
@@ -167,6 +171,8 @@ enum eddy_conn_state {
     EDDY_CONN_CLOSED = 3,   /* fd closed; on_close pending or done */
 };
 
+struct eddy__file_seg;
+
 struct eddy_conn {
     void *data;                       /* for the caller */
     struct eddy_loop *loop;           /* read-only */
@@ -179,8 +185,12 @@ struct eddy_conn {
     struct eddy_timer timer;          /* private: idle and linger deadline */
     struct eddy_defer defer;          /* private: edge re-queue, deferred close */
     uint64_t last_io_ms;              /* private */
+    uint64_t deadline_ms;             /* private: eddy_conn_set_timeout(); 0: none */
+    uint64_t timer_due_ms;            /* private: when the timer fires */
     struct eddy_buf in;               /* private: unconsumed input */
     struct eddy_buf out;              /* private: unsent output */
+    struct eddy__file_seg *files;     /* private: queued file parts, in order */
+    size_t file_bytes;                /* private: bytes queued behind `out` */
 };
 
 /* Takes ownership of a connected, non-blocking fd and starts reading.
@@ -197,8 +207,28 @@ EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
  * (the connection is then closed with -ENOMEM). Never raises SIGPIPE. */
 EDDY_API int eddy_conn_write(struct eddy_conn *c, const void *buf, size_t len);
 
+/* Queues len bytes of an open file, from offset, to be sent with
+ * sendfile() after everything queued before it; later writes queue behind
+ * it. Takes ownership of fd: it is closed once sent, or when the connection
+ * closes. Counts toward the watermarks like written bytes. Returns 0, -EPIPE
+ * (after shutdown or close; fd is closed) or -ENOMEM (the connection is then
+ * closed). A file that turns out shorter than len closes the connection with
+ * -EIO, since the peer was promised len bytes. */
+EDDY_API int eddy_conn_sendfile(struct eddy_conn *c, int fd, uint64_t offset, uint64_t len);
+
 /* Bytes queued but not yet accepted by the kernel. */
 EDDY_API size_t eddy_conn_pending(const struct eddy_conn *c);
+
+/* True while unsent output is above the high watermark (reading is paused
+ * then). A reader that produces output for several requests in one call
+ * should stop there: the rest of its input is offered again once output
+ * has drained to the low watermark. */
+EDDY_API bool eddy_conn_congested(const struct eddy_conn *c);
+
+/* Sets a deadline ms milliseconds from now (0 removes it). When it passes,
+ * on_timeout runs (or the connection closes with -ETIMEDOUT). Independent
+ * of the idle timeout; both share one timer. Returns 0 or -ENOMEM. */
+EDDY_API int eddy_conn_set_timeout(struct eddy_conn *c, uint64_t ms);
 
 /* Ask for one on_drain call when all queued output has been sent (at once,
  * deferred, if nothing is queued). */

@@ -24,7 +24,7 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fvisibility=hidden -Ii
 	-DEDDY_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS := -lpthread
 
-LIB_SRC := src/loop.c src/timer.c src/signal.c src/addr.c src/buf.c src/tcp.c
+LIB_SRC := src/loop.c src/timer.c src/signal.c src/addr.c src/buf.c src/tcp.c src/http_parse.c src/http.c
 SVC_SRC := $(wildcard services/*.c)
 CMD_SRC := cmd/eddy.c cmd/log.c
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))

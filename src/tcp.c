@@ -55,16 +55,32 @@ static int clear_stale_unix(const struct eddy_addr *addr)
     return unlink(un->sun_path) < 0 ? -errno : 0;
 }
 
-static void report(struct eddy_listener *l, int err)
+static void report_now(struct eddy_listener *l)
 {
-    uint64_t now = eddy_loop_now(l->loop);
-    l->last_error = err;
-    if (!l->on_error || (l->last_report_ms && now - l->last_report_ms < REPORT_EVERY_MS))
-        return;
-    l->last_report_ms = now;
+    l->last_report_ms = eddy_loop_now(l->loop);
     uint64_t dropped = l->dropped;
     l->dropped = 0;
-    l->on_error(l, err, dropped);
+    l->on_error(l, l->last_error, dropped);
+}
+
+static void on_report_due(struct eddy_timer *t)
+{
+    report_now(t->data);
+}
+
+/* At most one report a second: an error within a second of the last report
+ * is counted, and a timer reports the count when the second is over. */
+static void report(struct eddy_listener *l, int err)
+{
+    l->last_error = err;
+    if (!l->on_error || eddy_timer_active(&l->report))
+        return;
+    uint64_t now = eddy_loop_now(l->loop);
+    uint64_t since = now - l->last_report_ms;
+    if (l->last_report_ms == 0 || since >= REPORT_EVERY_MS)
+        report_now(l);
+    else
+        (void)eddy_timer_start(&l->report, on_report_due, REPORT_EVERY_MS - since, 0);
 }
 
 static void on_pause_end(struct eddy_timer *t)
@@ -177,6 +193,8 @@ EDDY_API int eddy_listener_open(struct eddy_loop *loop, struct eddy_listener *l,
         l->last_error = 0;
         eddy_timer_init(loop, &l->pause);
         l->pause.data = l;
+        eddy_timer_init(loop, &l->report);
+        l->report.data = l;
         eddy_io_init(loop, &l->io, fd, on_listener_io);
         err = eddy_io_start(&l->io, EDDY_READ);
     }
@@ -196,6 +214,13 @@ EDDY_API void eddy_listener_pause(struct eddy_listener *l)
     eddy_io_stop(&l->io);
 }
 
+/* Stops everything the listener started, including a report still due. */
+static void stop_all(struct eddy_listener *l)
+{
+    eddy_listener_pause(l);
+    eddy_timer_stop(&l->report);
+}
+
 EDDY_API int eddy_listener_resume(struct eddy_listener *l)
 {
     return eddy_io_start(&l->io, EDDY_READ);
@@ -210,7 +235,7 @@ EDDY_API void eddy_listener_close(struct eddy_listener *l)
 {
     if (l->io.fd < 0)
         return;
-    eddy_listener_pause(l);
+    stop_all(l);
     close(l->io.fd);
     l->io.fd = -1;
     if (l->spare_fd >= 0)
@@ -230,6 +255,7 @@ enum {
     F_NOTIFY_DRAIN = 1u << 4,/* on_drain when output is empty */
     F_HIGH = 1u << 5,        /* reached the high watermark since last drain */
     F_REDELIVER = 1u << 6,   /* offer buffered input again (reading resumed) */
+    F_PEER_DONE = 1u << 7,   /* epoll reported RDHUP/HUP/ERR: EOF or an error is queued */
 };
 
 /* A file part queued for sendfile(), and the bytes written after it. */
@@ -519,8 +545,10 @@ static void do_read(struct eddy_conn *c)
             c->in.len += (size_t)n;
             c->last_io_ms = eddy_loop_now(c->loop);
             deliver(c);
-            /* A short read emptied the socket: a new edge will come. */
-            if ((size_t)n < want)
+            /* A short read emptied the socket, so a new edge will come for
+             * new bytes; but not for an EOF or error that is already
+             * queued behind them: read on to collect it. */
+            if ((size_t)n < want && !(c->flags & F_PEER_DONE))
                 return;
             continue;
         }
@@ -574,6 +602,8 @@ static void schedule(struct eddy_conn *c, unsigned flag)
 static void on_conn_io(struct eddy_io *io, unsigned events)
 {
     struct eddy_conn *c = container_of(io, struct eddy_conn, io);
+    if (events & (EDDY_RDHUP | EDDY_HUP | EDDY_ERR))
+        c->flags |= F_PEER_DONE;
     if ((events & EDDY_WRITE) && pending(c) && !flush(c))
         return;
     if (events & EDDY_READ)

@@ -52,8 +52,9 @@ typedef void (*eddy_accept_cb)(struct eddy_listener *l, int fd);
  * err is -EMFILE, -ENFILE, -ENOBUFS or -ENOMEM. The listener keeps serving
  * (it sheds the waiting connections so the loop does not spin, and pauses
  * accepting briefly if it must). To keep logs readable the call is made at
- * most once per second; `dropped` counts the connections shed since the
- * previous call. */
+ * most once per second: errors within a second of the last call are counted
+ * and reported when the second is over. `dropped` counts the connections
+ * shed (accepted and closed at once) since the previous call. */
 typedef void (*eddy_accept_error_cb)(struct eddy_listener *l, int err, uint64_t dropped);
 
 struct eddy_listen_opts {
@@ -71,6 +72,7 @@ struct eddy_listener {
     eddy_accept_error_cb on_error;  /* read-only; may be NULL */
     struct eddy_io io;              /* private */
     struct eddy_timer pause;        /* private: accept back-off */
+    struct eddy_timer report;       /* private: a rate-limited on_error call */
     int spare_fd;                   /* private: reserve for EMFILE */
     unsigned budget;                /* private */
     uint64_t dropped;               /* private */

@@ -26,10 +26,12 @@ struct listener {
     struct eddy_addr addr;
     struct eddy_listener l;
     struct svc_ctx ctx;
+    bool started;
     bool open;
 };
 
 struct config {
+    struct svc_http_config http;
     const char *host;
     const char *port;
     bool edge;
@@ -47,11 +49,12 @@ struct server {
     size_t nls;
     struct eddy_signal sigint, sigterm;
     struct eddy_timer drain;
+    struct eddy_timer drain_check;
     bool draining;
 };
 
 static const struct svc_service *const default_set[] = {
-    &svc_echo, &svc_time, &svc_discard, &svc_hello_raw,
+    &svc_echo, &svc_time, &svc_discard, &svc_http,
 };
 
 static void usage(FILE *out)
@@ -61,7 +64,7 @@ static void usage(FILE *out)
             "\n"
             "Runs TCP services on one epoll event loop. With no SERVICE, runs the\n"
             "tutorials' set: echo=127.0.0.1:8888 time=127.0.0.1:9090\n"
-            "discard=127.0.0.1:7788 hello-raw=127.0.0.1:8080.\n"
+            "discard=127.0.0.1:7788 http=127.0.0.1:8080.\n"
             "\n"
             "Services (default port in brackets):\n");
     for (size_t i = 0; svc_all[i]; i++)
@@ -86,6 +89,15 @@ static void usage(FILE *out)
             "                         0: never)\n"
             "      --backlog N        listen backlog (default 511)\n"
             "      --reuseport        set SO_REUSEPORT, so other processes can share the port\n"
+            "\n"
+            "HTTP services (http, static):\n"
+            "      --body TEXT        http: body of GET responses (default 'Hello, world!')\n"
+            "      --content-type T   http: its Content-Type (default text/plain)\n"
+            "      --root DIR         static: directory to serve (default: the current one)\n"
+            "      --listing          static: list directories that have no index.html\n"
+            "      --max-body N       largest request body, in bytes (default 1048576): 413\n"
+            "      --header-timeout S a request's header must arrive within S s (default 10): 408\n"
+            "      --keepalive-timeout S  close keep-alive connections idle for S s (default 15)\n"
             "  -h, --help             show this help and exit\n"
             "  -V, --version          show the version and exit\n"
             "\n"
@@ -177,7 +189,20 @@ static size_t parse_services(const struct config *cfg, char **args, int nargs,
 
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
-    enum { OPT_TRACE = 256, OPT_READ_SIZE, OPT_IDLE, OPT_BACKLOG, OPT_REUSEPORT };
+    enum {
+        OPT_TRACE = 256,
+        OPT_READ_SIZE,
+        OPT_IDLE,
+        OPT_BACKLOG,
+        OPT_REUSEPORT,
+        OPT_BODY,
+        OPT_TYPE,
+        OPT_ROOT,
+        OPT_LISTING,
+        OPT_MAX_BODY,
+        OPT_HEADER_TIMEOUT,
+        OPT_KEEPALIVE_TIMEOUT,
+    };
     static const struct option options[] = {
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
@@ -188,6 +213,13 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"backlog", required_argument, NULL, OPT_BACKLOG},
         {"reuseport", no_argument, NULL, OPT_REUSEPORT},
+        {"body", required_argument, NULL, OPT_BODY},
+        {"content-type", required_argument, NULL, OPT_TYPE},
+        {"root", required_argument, NULL, OPT_ROOT},
+        {"listing", no_argument, NULL, OPT_LISTING},
+        {"max-body", required_argument, NULL, OPT_MAX_BODY},
+        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+        {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -231,6 +263,32 @@ static void parse_args(int argc, char **argv, struct config *cfg)
             break;
         case OPT_REUSEPORT:
             cfg->reuseport = true;
+            break;
+        case OPT_BODY:
+            cfg->http.body = optarg;
+            break;
+        case OPT_TYPE:
+            if (!*optarg || strpbrk(optarg, "\r\n"))
+                bad_usage("--content-type: '%s' is not a media type", optarg);
+            cfg->http.content_type = optarg;
+            break;
+        case OPT_ROOT:
+            cfg->http.root = optarg;
+            break;
+        case OPT_LISTING:
+            cfg->http.listing = true;
+            break;
+        case OPT_MAX_BODY:
+            cfg->http.http.limits.max_body =
+                parse_number("--max-body", optarg, 1, (uint64_t)1 << 30);
+            break;
+        case OPT_HEADER_TIMEOUT:
+            cfg->http.http.header_timeout_ms =
+                1000 * parse_number("--header-timeout", optarg, 1, 3600);
+            break;
+        case OPT_KEEPALIVE_TIMEOUT:
+            cfg->http.http.keepalive_timeout_ms =
+                1000 * parse_number("--keepalive-timeout", optarg, 1, 86400);
             break;
         case 'h':
             usage(stdout);
@@ -282,14 +340,15 @@ static size_t live_connections(const struct server *s)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->nls; i++)
-        n += s->ls[i].ctx.nconns;
+        n += svc_ctx_live(&s->ls[i].ctx);
     return n;
 }
 
-static void on_ctx_empty(struct svc_ctx *ctx)
+/* While draining, look a few times a second whether everything finished. */
+static void on_drain_check(struct eddy_timer *t)
 {
-    struct server *s = ctx->data;
-    if (s->draining && live_connections(s) == 0)
+    struct server *s = t->data;
+    if (live_connections(s) == 0)
         eddy_loop_stop(s->loop);
 }
 
@@ -328,7 +387,8 @@ static void on_signal(struct eddy_signal *sig, int signum)
         eddy_loop_stop(s->loop);
         return;
     }
-    if (eddy_timer_start(&s->drain, on_drain_timeout, DRAIN_TIMEOUT_MS, 0) < 0)
+    if (eddy_timer_start(&s->drain, on_drain_timeout, DRAIN_TIMEOUT_MS, 0) < 0 ||
+        eddy_timer_start(&s->drain_check, on_drain_check, 20, 20) < 0)
         force_close(s);
 }
 
@@ -343,10 +403,16 @@ static int open_listeners(struct server *s, const struct config *cfg)
             .edge = cfg->edge, .read_size = cfg->read_size, .idle_ms = cfg->idle_s * 1000};
         ls->ctx.log = svc_logger;
         ls->ctx.log_level = (enum svc_level)cfg->level;
-        ls->ctx.on_empty = on_ctx_empty;
         ls->ctx.data = s;
         ls->l.data = ls;
-        int err = eddy_listener_open(s->loop, &ls->l, &ls->addr, &lopts, on_accept, on_accept_error);
+        char why[256] = "";
+        int err = svc_ctx_start(&ls->ctx, &cfg->http, why, sizeof why);
+        if (err) {
+            fprintf(stderr, "eddy: %s: %s\n", ls->svc->name, why);
+            return -1;
+        }
+        ls->started = true;
+        err = eddy_listener_open(s->loop, &ls->l, &ls->addr, &lopts, on_accept, on_accept_error);
         if (err) {
             const char *hint = err == -EADDRINUSE ? " (is another server using it?)"
                                : err == -EACCES   ? " (ports below 1024 need privileges)"
@@ -386,6 +452,8 @@ int main(int argc, char **argv)
         eddy_loop_set_trace(s.loop, on_trace, NULL);
     eddy_timer_init(s.loop, &s.drain);
     s.drain.data = &s;
+    eddy_timer_init(s.loop, &s.drain_check);
+    s.drain_check.data = &s;
     eddy_signal_init(s.loop, &s.sigint);
     eddy_signal_init(s.loop, &s.sigterm);
     s.sigint.data = s.sigterm.data = &s;
@@ -402,15 +470,19 @@ int main(int argc, char **argv)
     }
 
     for (size_t i = 0; i < s.nls; i++) {
-        if (ls[i].open) {
+        if (ls[i].open)
             eddy_listener_close(&ls[i].l);
+        if (ls[i].started)
             svc_ctx_close_all(&ls[i].ctx);
-        }
     }
     eddy_timer_stop(&s.drain);
+    eddy_timer_stop(&s.drain_check);
     eddy_signal_stop(&s.sigint);
     eddy_signal_stop(&s.sigterm);
     eddy_loop_free(s.loop);
+    for (size_t i = 0; i < s.nls; i++)
+        if (ls[i].started)
+            svc_ctx_stop(&ls[i].ctx);
     if (status == 0)
         log_msg(LOG_INFO, "stopped");
     return status;

@@ -9,7 +9,8 @@
 #include "service.h"
 
 const struct svc_service *const svc_all[] = {
-    &svc_echo, &svc_upper, &svc_time, &svc_daytime, &svc_discard, &svc_sink, &svc_hello_raw, NULL,
+    &svc_http,    &svc_static, &svc_echo,      &svc_upper, &svc_time,
+    &svc_daytime, &svc_discard, &svc_sink, &svc_hello_raw, NULL,
 };
 
 const struct svc_service *svc_find(const char *name)
@@ -51,8 +52,6 @@ static void on_close(struct eddy_conn *c, int status)
     else
         svc_log(ctx, conn_level(ctx), "%s: %s offline", ctx->svc->name, sc->peer);
     free(sc);
-    if (ctx->nconns == 0 && ctx->on_empty)
-        ctx->on_empty(ctx);
 }
 
 void svc_ctx_init(struct svc_ctx *ctx, struct eddy_loop *loop, const struct svc_service *svc)
@@ -66,8 +65,50 @@ void svc_ctx_init(struct svc_ctx *ctx, struct eddy_loop *loop, const struct svc_
     ctx->cbs.on_close = on_close;
 }
 
+static void http_log(struct eddy_http_exchange *x, int status, uint64_t bytes)
+{
+    const struct svc_ctx *ctx = x->server->data;
+    const struct eddy_http_request *r = x->req;
+    if (r)
+        svc_log(ctx, SVC_DEBUG, "%s: %.*s %.*s -> %d (%llu bytes)", ctx->svc->name,
+                (int)r->method_len, r->method, (int)r->target_len, r->target, status,
+                (unsigned long long)bytes);
+    else
+        svc_log(ctx, SVC_DEBUG, "%s: bad request -> %d", ctx->svc->name, status);
+}
+
+int svc_ctx_start(struct svc_ctx *ctx, const struct svc_http_config *cfg, char *err, size_t size)
+{
+    ctx->http_cfg = cfg;
+    if (ctx->svc->http_handler) {
+        eddy_http_server_init(&ctx->http, ctx->loop, &cfg->http, ctx->svc->http_handler);
+        ctx->http.data = ctx;
+        if (ctx->log_level <= SVC_DEBUG)
+            ctx->http.log = http_log;
+    }
+    return ctx->svc->setup ? ctx->svc->setup(ctx, cfg, err, size) : 0;
+}
+
+void svc_ctx_stop(struct svc_ctx *ctx)
+{
+    if (ctx->svc->teardown)
+        ctx->svc->teardown(ctx);
+}
+
+size_t svc_ctx_live(const struct svc_ctx *ctx)
+{
+    return ctx->svc->http_handler ? ctx->http.nconns : ctx->nconns;
+}
+
 void svc_accept(struct svc_ctx *ctx, int fd)
 {
+    if (ctx->svc->http_handler) {
+        int err = eddy_http_server_accept(&ctx->http, fd);
+        if (err)
+            svc_log(ctx, SVC_WARN, "%s: cannot serve a new connection: %s", ctx->svc->name,
+                    eddy_strerror(err));
+        return;
+    }
     struct svc_conn *sc = calloc(1, ctx->svc->conn_size);
     if (!sc) {
         close(fd);
@@ -98,12 +139,18 @@ void svc_accept(struct svc_ctx *ctx, int fd)
 
 void svc_ctx_shutdown_all(struct svc_ctx *ctx)
 {
+    if (ctx->svc->http_handler) {
+        eddy_http_server_drain(&ctx->http);
+        return;
+    }
     for (struct svc_conn *sc = ctx->conns; sc; sc = sc->next)
         eddy_conn_shutdown(&sc->conn);
 }
 
 size_t svc_ctx_close_all(struct svc_ctx *ctx)
 {
+    if (ctx->svc->http_handler)
+        return eddy_http_server_close_all(&ctx->http);
     size_t n = 0;
     for (struct svc_conn *sc = ctx->conns; sc; sc = sc->next) {
         if (sc->conn.state != EDDY_CONN_CLOSED) {

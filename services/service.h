@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eddy/http.h"
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
 
@@ -19,6 +20,16 @@ enum svc_level { SVC_DEBUG = 0, SVC_INFO = 1, SVC_WARN = 2, SVC_ERROR = 3 };
 typedef void (*svc_log_fn)(void *arg, enum svc_level level, const char *fmt, va_list ap);
 
 struct svc_conn;
+struct svc_ctx;
+
+/* Settings of the HTTP services, from the command line. */
+struct svc_http_config {
+    struct eddy_http_opts http;
+    const char *body;         /* http: the GET body; NULL: "Hello, world!" */
+    const char *content_type; /* http: its type; NULL: "text/plain" */
+    const char *root;         /* static: the directory served */
+    bool listing;             /* static: list directories without index.html */
+};
 
 struct svc_service {
     const char *name;
@@ -30,6 +41,12 @@ struct svc_service {
     void (*on_open)(struct svc_conn *sc);
     eddy_read_cb on_read;
     eddy_conn_cb on_eof; /* NULL: finish sending, then close */
+    /* HTTP services answer requests instead of reading bytes: */
+    eddy_http_handler http_handler;
+    /* Prepares ctx->state from the config; returns 0 or -errno, with a
+     * message in err. May be NULL. */
+    int (*setup)(struct svc_ctx *ctx, const struct svc_http_config *cfg, char *err, size_t size);
+    void (*teardown)(struct svc_ctx *ctx);
 };
 
 /* One running instance of a service: a listener's worth of configuration
@@ -44,7 +61,9 @@ struct svc_ctx {
     struct eddy_conn_cbs cbs; /* private: filled by svc_ctx_init */
     struct svc_conn *conns;   /* private: live connections */
     size_t nconns;            /* read-only */
-    void (*on_empty)(struct svc_ctx *ctx); /* called when nconns drops to 0; may be NULL */
+    struct eddy_http_server http; /* HTTP services: the server */
+    const struct svc_http_config *http_cfg;
+    void *state;              /* the service's own */
     void *data;               /* for the program */
 };
 
@@ -62,14 +81,26 @@ struct svc_conn {
     char peer[SVC_PEER_LEN];
 };
 
-/* Prepares a context; the caller then sets conn_opts, log, log_level. */
+/* Prepares a context; the caller then sets conn_opts, log, log_level and
+ * calls svc_ctx_start. */
 void svc_ctx_init(struct svc_ctx *ctx, struct eddy_loop *loop, const struct svc_service *svc);
+
+/* Runs the service's setup (HTTP services: with cfg). Returns 0, or -errno
+ * with a message in err. */
+int svc_ctx_start(struct svc_ctx *ctx, const struct svc_http_config *cfg, char *err, size_t size);
+
+/* Releases what svc_ctx_start set up (after every connection closed). */
+void svc_ctx_stop(struct svc_ctx *ctx);
+
+/* Live connections, whatever kind of service. */
+size_t svc_ctx_live(const struct svc_ctx *ctx);
 
 /* Takes an accepted fd: allocates the service's connection, opens it and
  * calls on_open. Closes the fd (and logs) on failure. */
 void svc_accept(struct svc_ctx *ctx, int fd);
 
-/* Gracefully shuts down every live connection (eddy_conn_shutdown). */
+/* Gracefully shuts down every live connection (HTTP: requests in progress
+ * are answered with "Connection: close" first). */
 void svc_ctx_shutdown_all(struct svc_ctx *ctx);
 
 /* Closes every live connection at once; returns how many were open. */
@@ -98,6 +129,8 @@ extern const struct svc_service svc_daytime;
 extern const struct svc_service svc_discard;
 extern const struct svc_service svc_sink;
 extern const struct svc_service svc_hello_raw;
+extern const struct svc_service svc_http;
+extern const struct svc_service svc_static;
 
 /* NULL-terminated, in --help order. */
 extern const struct svc_service *const svc_all[];

@@ -1,0 +1,432 @@
+"""Shared fixtures and helpers for eddy's end-to-end tests.
+
+The tests run the real `eddy` binary on loopback and talk to it the way a
+user would: raw sockets (the tutorials' own client code), curl, socat, ncat,
+http.client. Every server is started on port 0, and readiness is the
+`<service> listening on <addr>` log line, never a sleep.
+
+The binary is $EDDY_BIN (relative paths are taken from the repository root),
+or build/eddy in the repository.
+"""
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+SERVICES = ("echo", "upper", "time", "daytime", "discard", "sink", "hello-raw")
+
+# Options that take a value, so a value is not mistaken for a service.
+VALUE_OPTIONS = {
+    "-H", "--host", "-p", "--port", "-t", "--trigger", "-l", "--log-level",
+    "--read-size", "--idle-timeout", "--backlog",
+}
+
+# Seed 001's logging shape: asctime - name - thread - level - message.
+LOG_RE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - eddy - (\S+) - "
+    r"(TRACE|DEBUG|INFO|WARNING|ERROR) - (.*)$"
+)
+LISTEN_RE = re.compile(r" - INFO - (\S+) listening on (\S+)(?:\s|$)")
+TRACE_RE = re.compile(r" - TRACE - .*\bepoll fd=(\d+) ([A-Z|]+)")
+SANITIZER_RE = re.compile(
+    r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
+    r"ThreadSanitizer|MemorySanitizer|runtime error:"
+)
+
+TIMEOUT = 5.0  # default for every socket operation and every wait
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+TEST_ALARM = 45  # backstop: no single test may run longer than this
+
+
+def eddy_path():
+    env = os.environ.get("EDDY_BIN")
+    if env:
+        p = Path(env)
+        return p if p.is_absolute() else (REPO / p)
+    return REPO / "build" / "eddy"
+
+
+@pytest.fixture(scope="session")
+def eddy_bin():
+    p = eddy_path()
+    if not (p.is_file() and os.access(p, os.X_OK)):
+        pytest.fail(f"eddy binary not found at {p}: build it, or set EDDY_BIN")
+    return str(p)
+
+
+@pytest.fixture(autouse=True)
+def _alarm():
+    """Fails a test that hangs, even where a timeout was forgotten."""
+
+    def on_alarm(signum, frame):
+        pytest.fail(f"test did not finish within {TEST_ALARM} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(TEST_ALARM)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+# ---- addresses -------------------------------------------------------------
+
+
+def parse_addr(text):
+    """'127.0.0.1:80', '[::1]:80' or 'unix:/p' -> (family, sockaddr)."""
+    if text.startswith("unix:"):
+        return socket.AF_UNIX, text[len("unix:"):]
+    if text.startswith("/"):
+        return socket.AF_UNIX, text
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+        return socket.AF_INET6, (host, int(port))
+    host, _, port = text.rpartition(":")
+    return socket.AF_INET, (host, int(port))
+
+
+def count_services(args):
+    n, skip = 0, False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in VALUE_OPTIONS:
+            skip = True
+        elif not a.startswith("-") and a.split("=", 1)[0] in SERVICES:
+            n += 1
+    return n or 4  # no services: the four built-in defaults
+
+
+# ---- the server under test ----------------------------------------------------
+
+
+class Eddy:
+    """One running eddy. `listeners` is a list of (service, address text,
+    (family, sockaddr)) in log order; `lines` is everything on stderr."""
+
+    def __init__(self, argv, expect):
+        self.argv = argv
+        self.expect = expect
+        self.lines = []
+        self.cond = threading.Condition()
+        self.listeners = []
+        self.check_clean = True  # teardown: exit 0, no ERROR, no sanitizer
+        self.stopped = False
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        seen = 0
+        with self.cond:
+            while len(self.listeners) < self.expect:
+                for line in self.lines[seen:]:
+                    m = LISTEN_RE.search(line)
+                    if m:
+                        self.listeners.append((m[1], m[2], parse_addr(m[2])))
+                seen = len(self.lines)
+                if len(self.listeners) >= self.expect:
+                    break
+                left = deadline - time.monotonic()
+                if self.proc.poll() is not None and not self.reader.is_alive():
+                    pytest.fail(f"eddy exited with {self.proc.returncode} before "
+                                f"listening:\n{self.stderr()}")
+                if left <= 0:
+                    pytest.fail(f"eddy not ready within {START_TIMEOUT} s "
+                                f"({len(self.listeners)}/{self.expect} listeners):\n"
+                                f"{self.stderr()}")
+                self.cond.wait(min(left, 0.5))
+
+    # -- addresses --
+    def addr(self, service=None, index=0):
+        """(family, sockaddr) of the index-th listener of service."""
+        found = [l for l in self.listeners if service in (None, l[0])]
+        assert found, f"no {service} listener in {self.listeners}"
+        return found[index][2]
+
+    def port(self, service=None):
+        return self.addr(service)[1][1]
+
+    # -- stderr --
+    def stderr(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def mark(self):
+        with self.cond:
+            return len(self.lines)
+
+    def since(self, mark=0):
+        with self.cond:
+            return list(self.lines[mark:])
+
+    def wait_for(self, pattern, start=0, timeout=TIMEOUT, count=1):
+        """Waits until `count` lines from index `start` match `pattern`;
+        returns the matches."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = [m for m in map(rx.search, self.lines[start:]) if m]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    pytest.fail(f"no {count} line(s) matching {pattern!r} within "
+                                f"{timeout} s (found {len(found)}); stderr:\n"
+                                + "\n".join(self.lines[start:][-50:]))
+                self.cond.wait(min(left, 0.5))
+
+    # -- process --
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Sends sig and waits for the exit; returns the exit code."""
+        if not self.stopped:
+            self.stopped = True
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.reader.join(2)
+                pytest.fail(f"eddy did not exit within {timeout} s of {sig!r}:\n"
+                            + self.stderr()[-4000:])
+            self.reader.join(2)
+        return self.proc.returncode
+
+    def problems(self):
+        """What teardown finds wrong: exit status, ERROR lines, sanitizers."""
+        out = []
+        rc = self.proc.returncode
+        if rc != 0:
+            out.append(f"eddy exited with {rc}, expected 0; stderr ends:\n"
+                       + "\n".join(self.since()[-30:]))
+        errs = [l for l in self.since() if " - ERROR - " in l or SANITIZER_RE.search(l)]
+        if errs:
+            out.append("stderr has errors:\n" + "\n".join(errs[:20]))
+        return out
+
+
+@pytest.fixture
+def eddy(eddy_bin):
+    """Factory: eddy(*args, prefix=(), expect=None) starts eddy with args
+    (e.g. 'echo=127.0.0.1:0'), waits for every `listening on` line and returns
+    an Eddy. prefix wraps the command (e.g. prlimit). At teardown each one
+    gets SIGTERM and must exit 0 with no ERROR or sanitizer report."""
+    started = []
+
+    def start(*args, prefix=(), expect=None):
+        args = [str(a) for a in args]
+        e = Eddy(list(prefix) + [eddy_bin] + args,
+                 expect if expect is not None else count_services(args))
+        started.append(e)
+        e.wait_ready()
+        return e
+
+    yield start
+
+    problems = []
+    for e in started:
+        try:
+            e.stop()
+        except BaseException as exc:  # pytest.fail inside stop
+            problems.append(str(exc))
+            continue
+        if e.check_clean:
+            problems += [f"{' '.join(e.argv)}: {p}" for p in e.problems()]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(params=["level", "edge"])
+def trigger(request):
+    """Runs a test once per connection trigger mode."""
+    return request.param
+
+
+def run_eddy(eddy_bin, *args, timeout=TIMEOUT):
+    """Runs eddy to completion (for arguments that make it exit)."""
+    try:
+        return subprocess.run([eddy_bin, *map(str, args)], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"eddy {' '.join(map(str, args))} still running after {timeout} s "
+                    f"(stderr: {exc.stderr!r})")
+
+
+def run_tool(argv, input=b"", timeout=TIMEOUT * 2):
+    """Runs a client tool (curl, socat, ncat) with a deadline."""
+    try:
+        return subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{' '.join(argv)} did not finish within {timeout} s")
+
+
+# ---- client helpers ------------------------------------------------------------
+
+
+def connect(addr, timeout=TIMEOUT, nodelay=False):
+    """A connected blocking socket with a timeout on every operation."""
+    family, sockaddr = addr
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sockaddr)
+    except BaseException:
+        s.close()
+        raise
+    if nodelay and family != socket.AF_UNIX:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def recv_until_eof(s, timeout=TIMEOUT, limit=64 << 20):
+    """Everything the peer sends until its EOF (fails on timeout)."""
+    deadline = time.monotonic() + timeout
+    chunks, n = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"no EOF within {timeout} s (got {n} bytes)")
+        s.settimeout(left)
+        try:
+            b = s.recv(65536)
+        except socket.timeout:
+            pytest.fail(f"no EOF within {timeout} s (got {n} bytes: {b''.join(chunks)[:200]!r})")
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+        n += len(b)
+        assert n <= limit, "peer sent far more than expected"
+
+
+def recv_exact(s, n, timeout=TIMEOUT):
+    """Exactly n bytes (fails on EOF or timeout)."""
+    deadline = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"got {len(buf)} of {n} bytes within {timeout} s")
+        s.settimeout(left)
+        try:
+            b = s.recv(min(n - len(buf), 1 << 20))
+        except socket.timeout:
+            pytest.fail(f"got {len(buf)} of {n} bytes within {timeout} s")
+        if not b:
+            pytest.fail(f"EOF after {len(buf)} of {n} bytes")
+        buf += b
+    return bytes(buf)
+
+
+def readable(s, wait):
+    """True if s has data or EOF pending within `wait` seconds."""
+    r, _, _ = select.select([s], [], [], wait)
+    return bool(r)
+
+
+def round_trip(addr, data=b"ping\n", timeout=TIMEOUT):
+    """One echo round trip on a fresh connection, ending with half-close."""
+    with connect(addr, timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        return recv_until_eof(s, timeout)
+
+
+def echo_stream(s, data, timeout=20.0):
+    """Sends data on s from a thread while reading the same amount back;
+    returns what came back."""
+    err = []
+
+    def send():
+        try:
+            s.sendall(data)
+        except Exception as exc:  # reported by the caller
+            err.append(exc)
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    got = recv_exact(s, len(data), timeout)
+    t.join(timeout)
+    assert not err, f"sender failed: {err[0]!r}"
+    assert not t.is_alive(), "sender did not finish"
+    return got
+
+
+def send_with_fin(s, data):
+    """Sends data and the FIN in one TCP segment (corked data, then
+    shutdown), so the server sees both in a single epoll event."""
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+
+
+def rst_close(s):
+    """Closes s with an RST instead of a FIN (SO_LINGER 0)."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()
+
+
+# ---- process measurements ---------------------------------------------------------
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is state (field 3); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- formats ------------------------------------------------------------------------
+
+TIME_RE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
+
+
+def check_time_reply(reply, slack=5.0):
+    """Asserts reply is one local time 'YYYY-MM-DD HH:MM:SS.ffffff', close to now."""
+    import datetime
+
+    assert TIME_RE.match(reply), f"not a time reply: {reply!r}"
+    t = datetime.datetime.strptime(reply.decode(), "%Y-%m-%d %H:%M:%S.%f")
+    delta = abs((datetime.datetime.now() - t).total_seconds())
+    assert delta < slack, f"time {reply!r} is {delta:.1f} s from local now"

@@ -26,7 +26,7 @@ LDLIBS := -lpthread
 
 LIB_SRC := src/loop.c src/timer.c src/signal.c src/addr.c src/buf.c src/tcp.c src/http_parse.c src/http.c
 SVC_SRC := $(wildcard services/*.c)
-CMD_SRC := cmd/eddy.c cmd/log.c
+CMD_SRC := cmd/eddy.c cmd/log.c cmd/access_log.c
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 

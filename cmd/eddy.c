@@ -15,6 +15,7 @@
 
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
+#include "access_log.h"
 #include "log.h"
 #include "service.h"
 
@@ -32,6 +33,7 @@ struct listener {
 
 struct config {
     struct svc_http_config http;
+    const char *access_log;
     const char *host;
     const char *port;
     bool edge;
@@ -51,6 +53,7 @@ struct server {
     struct eddy_timer drain;
     struct eddy_timer drain_check;
     bool draining;
+    struct access_log *access;
 };
 
 static const struct svc_service *const default_set[] = {
@@ -98,6 +101,8 @@ static void usage(FILE *out)
             "      --max-body N       largest request body, in bytes (default 1048576): 413\n"
             "      --header-timeout S a request's header must arrive within S s (default 10): 408\n"
             "      --keepalive-timeout S  close keep-alive connections idle for S s (default 15)\n"
+            "      --access-log PATH  log every response in Common Log Format to PATH\n"
+            "                         ('-': standard output); off by default\n"
             "  -h, --help             show this help and exit\n"
             "  -V, --version          show the version and exit\n"
             "\n"
@@ -202,6 +207,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         OPT_MAX_BODY,
         OPT_HEADER_TIMEOUT,
         OPT_KEEPALIVE_TIMEOUT,
+        OPT_ACCESS_LOG,
     };
     static const struct option options[] = {
         {"host", required_argument, NULL, 'H'},
@@ -220,6 +226,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         {"max-body", required_argument, NULL, OPT_MAX_BODY},
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
         {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
+        {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -285,6 +292,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         case OPT_HEADER_TIMEOUT:
             cfg->http.http.header_timeout_ms =
                 1000 * parse_number("--header-timeout", optarg, 1, 3600);
+            break;
+        case OPT_ACCESS_LOG:
+            cfg->access_log = optarg;
             break;
         case OPT_KEEPALIVE_TIMEOUT:
             cfg->http.http.keepalive_timeout_ms =
@@ -392,6 +402,19 @@ static void on_signal(struct eddy_signal *sig, int signum)
         force_close(s);
 }
 
+static int open_access_log(struct server *s, const char *path)
+{
+    s->access = malloc(sizeof *s->access);
+    if (!s->access)
+        return -ENOMEM;
+    int err = access_log_open(s->access, s->loop, path);
+    if (err) {
+        free(s->access);
+        s->access = NULL;
+    }
+    return err;
+}
+
 static int open_listeners(struct server *s, const struct config *cfg)
 {
     struct eddy_listen_opts lopts = {.backlog = (int)cfg->backlog, .reuseport = cfg->reuseport};
@@ -404,6 +427,10 @@ static int open_listeners(struct server *s, const struct config *cfg)
         ls->ctx.log = svc_logger;
         ls->ctx.log_level = (enum svc_level)cfg->level;
         ls->ctx.data = s;
+        if (s->access) {
+            ls->ctx.access_log = access_log_write;
+            ls->ctx.access_arg = s->access;
+        }
         ls->l.data = ls;
         char why[256] = "";
         int err = svc_ctx_start(&ls->ctx, &cfg->http, why, sizeof why);
@@ -462,6 +489,10 @@ int main(int argc, char **argv)
         (err = eddy_signal_start(&s.sigterm, on_signal, SIGTERM)) < 0) {
         fprintf(stderr, "eddy: cannot watch signals: %s\n", eddy_strerror(err));
         status = 1;
+    } else if (cfg.access_log && (err = open_access_log(&s, cfg.access_log)) < 0) {
+        fprintf(stderr, "eddy: cannot open access log '%s': %s\n", cfg.access_log,
+                eddy_strerror(err));
+        status = 1;
     } else if (open_listeners(&s, &cfg) < 0) {
         status = 1;
     } else if ((err = eddy_loop_run(s.loop, EDDY_RUN_DEFAULT)) < 0) {
@@ -477,6 +508,10 @@ int main(int argc, char **argv)
     }
     eddy_timer_stop(&s.drain);
     eddy_timer_stop(&s.drain_check);
+    if (s.access) {
+        access_log_close(s.access);
+        free(s.access);
+    }
     eddy_signal_stop(&s.sigint);
     eddy_signal_stop(&s.sigterm);
     eddy_loop_free(s.loop);

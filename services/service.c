@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "service.h"
@@ -65,10 +66,45 @@ void svc_ctx_init(struct svc_ctx *ctx, struct eddy_loop *loop, const struct svc_
     ctx->cbs.on_close = on_close;
 }
 
+/* One access-log line in Common Log Format:
+ *   127.0.0.1 - - [23/Nov/2026:08:21:42 +0000] "GET / HTTP/1.1" 200 13 */
+static void access_line(const struct svc_ctx *ctx, struct eddy_http_exchange *x, int status,
+                        uint64_t bytes)
+{
+    const struct eddy_http_request *r = x->req;
+    char peer[SVC_PEER_LEN], when[40], line[1024];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    eddy_http_peer(x, peer, sizeof peer);
+    char *colon = strrchr(peer, ':');
+    if (colon && peer[0] != 'u')
+        *colon = '\0';
+    if (peer[0] == '[') {
+        memmove(peer, peer + 1, strlen(peer));
+        peer[strlen(peer) - 1] = '\0';
+    }
+    int n;
+    if (r)
+        n = snprintf(line, sizeof line, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu", peer, when,
+                     (int)r->method_len, r->method, (int)(r->target_len > 512 ? 512 : r->target_len),
+                     r->target, r->version - 10, status, (unsigned long long)bytes);
+    else
+        n = snprintf(line, sizeof line, "%s - - [%s] \"-\" %d %llu", peer, when, status,
+                     (unsigned long long)bytes);
+    if (n > 0)
+        ctx->access_log(ctx->access_arg, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
 static void http_log(struct eddy_http_exchange *x, int status, uint64_t bytes)
 {
     const struct svc_ctx *ctx = x->server->data;
     const struct eddy_http_request *r = x->req;
+    if (ctx->access_log)
+        access_line(ctx, x, status, bytes);
+    if (ctx->log_level > SVC_DEBUG)
+        return;
     if (r)
         svc_log(ctx, SVC_DEBUG, "%s: %.*s %.*s -> %d (%llu bytes)", ctx->svc->name,
                 (int)r->method_len, r->method, (int)r->target_len, r->target, status,
@@ -83,7 +119,7 @@ int svc_ctx_start(struct svc_ctx *ctx, const struct svc_http_config *cfg, char *
     if (ctx->svc->http_handler) {
         eddy_http_server_init(&ctx->http, ctx->loop, &cfg->http, ctx->svc->http_handler);
         ctx->http.data = ctx;
-        if (ctx->log_level <= SVC_DEBUG)
+        if (ctx->log_level <= SVC_DEBUG || ctx->access_log)
             ctx->http.log = http_log;
     }
     return ctx->svc->setup ? ctx->svc->setup(ctx, cfg, err, size) : 0;

@@ -62,6 +62,10 @@ struct svc_ctx {
     struct svc_conn *conns;   /* private: live connections */
     size_t nconns;            /* read-only */
     struct eddy_http_server http; /* HTTP services: the server */
+    /* HTTP services: receives one Common Log Format line per response
+     * (without newline) when set before svc_ctx_start. */
+    void (*access_log)(void *arg, const char *line, size_t len);
+    void *access_arg;
     const struct svc_http_config *http_cfg;
     void *state;              /* the service's own */
     void *data;               /* for the program */

@@ -287,6 +287,11 @@ static void on_close(struct eddy_conn *c, int status)
     free(hc);
 }
 
+EDDY_API char *eddy_http_peer(const struct eddy_http_exchange *x, char *buf, size_t size)
+{
+    return eddy_conn_peer(&x->conn->conn, buf, size);
+}
+
 /* ---- the server ------------------------------------------------------------------ */
 
 EDDY_API void eddy_http_server_init(struct eddy_http_server *srv, struct eddy_loop *loop,

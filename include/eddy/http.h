@@ -193,6 +193,9 @@ EDDY_API int eddy_http_respond_file(struct eddy_http_exchange *x, int status,
                                     const struct eddy_http_header *headers, size_t nheaders,
                                     int fd, uint64_t offset, uint64_t len);
 
+/* Formats the client's address ("1.2.3.4:5678") for logs. Returns buf. */
+EDDY_API char *eddy_http_peer(const struct eddy_http_exchange *x, char *buf, size_t size);
+
 /* Writes an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") for t into buf
  * (at least 30 bytes). Returns the length. */
 EDDY_API size_t eddy_http_date(int64_t t, char *buf);

@@ -182,14 +182,10 @@ EDDY_API int eddy_io_start(struct eddy_io *io, unsigned events)
     return 0;
 }
 
-EDDY_API void eddy_io_stop(struct eddy_io *io)
+/* Forgets the watcher: the loop holds no reference to it afterwards. */
+static void forget(struct eddy_io *io)
 {
-    if (!io->registered)
-        return;
     struct eddy_loop *loop = io->loop;
-    /* The fd may already be closed (the kernel then removed it itself);
-     * either way the watcher is gone, so the result does not matter. */
-    (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
     io->registered = 0;
     io->interest = 0;
     loop->active--;
@@ -198,6 +194,25 @@ EDDY_API void eddy_io_stop(struct eddy_io *io)
     for (int i = loop->cur + 1; i < loop->nevents; i++)
         if (loop->events[i].data.ptr == io)
             loop->events[i].data.ptr = NULL;
+}
+
+EDDY_API void eddy_io_stop(struct eddy_io *io)
+{
+    if (!io->registered)
+        return;
+    /* The fd may already be closed (the kernel then removed it itself);
+     * either way the watcher is gone, so the result does not matter. */
+    (void)epoll_ctl(io->loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    forget(io);
+}
+
+EDDY_API int eddy_io_close(struct eddy_io *io)
+{
+    if (io->registered)
+        forget(io);
+    int rc = close(io->fd);
+    io->fd = -1;
+    return rc < 0 ? -errno : 0;
 }
 
 static unsigned deliverable(const struct eddy_io *io, uint32_t ev)

@@ -170,6 +170,11 @@ EDDY_API int eddy_listener_open(struct eddy_loop *loop, struct eddy_listener *l,
         err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     if (!err && family == AF_INET6)
         err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    /* Writes are gathered per read callback already, so Nagle's delay would
+     * only hold replies back. Accepted sockets inherit TCP_NODELAY from
+     * the listener: one setsockopt here instead of one per connection. */
+    if (!err && family != AF_UNIX)
+        err = set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (!err && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
         err = -errno;
     if (!err && family == AF_UNIX && opts->unix_mode &&
@@ -348,10 +353,8 @@ EDDY_API void eddy_conn_close(struct eddy_conn *c, int status)
         return;
     c->state = EDDY_CONN_CLOSED;
     c->status = status;
-    eddy_io_stop(&c->io);
+    eddy_io_close(&c->io);
     eddy_timer_stop(&c->timer);
-    close(c->io.fd);
-    c->io.fd = -1;
     /* The buffers may still be in use by the callback that called us, so
      * they are released with the rest, after this batch. */
     eddy_defer_stop(&c->defer);
@@ -686,9 +689,6 @@ EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
     eddy_timer_init(loop, &c->timer);
     c->timer.cb = on_conn_timer;
     eddy_defer_init(loop, &c->defer);
-    /* Small writes are gathered per read callback already; Nagle's delay
-     * would only hold back replies. Fails harmlessly on Unix sockets. */
-    (void)set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     unsigned events = opts->edge ? EDDY_READ | EDDY_WRITE | EDDY_EDGE : EDDY_READ;
     int err = eddy_io_start(&c->io, events);
     if (!err && opts->idle_ms) {

@@ -132,6 +132,14 @@ EDDY_API int eddy_io_start(struct eddy_io *io, unsigned events);
  * Does not close the fd. Stopping a stopped watcher is a no-op. */
 EDDY_API void eddy_io_stop(struct eddy_io *io);
 
+/* Stops the watcher and closes its fd in one step, with the same guarantee
+ * as eddy_io_stop() but without its epoll_ctl call: closing the last
+ * descriptor of a file removes it from epoll by itself. Only for an fd that
+ * is not duplicated elsewhere (dup, or fork without exec); otherwise use
+ * eddy_io_stop() and close(). Sets io->fd to -1. Returns 0 or -errno from
+ * close(). */
+EDDY_API int eddy_io_close(struct eddy_io *io);
+
 /* Non-zero when the watcher is registered with epoll. */
 EDDY_API int eddy_io_active(const struct eddy_io *io);
 

@@ -196,6 +196,10 @@ struct eddy_conn {
 };
 
 /* Takes ownership of a connected, non-blocking fd and starts reading.
+ * Sockets accepted by an eddy listener have TCP_NODELAY (inherited from the
+ * listener); for other sockets, set it yourself if small replies must not
+ * wait for Nagle's algorithm. The fd must not be duplicated elsewhere: it
+ * is closed without an epoll_ctl call (see eddy_io_close()).
  * `opts` and `cbs` are shared by many connections and must outlive them.
  * Returns 0, or -errno (the fd is then closed and no callback runs). */
 EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,

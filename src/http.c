@@ -270,10 +270,23 @@ static size_t on_read(struct eddy_conn *c, char *data, size_t len)
 static void on_timeout(struct eddy_conn *c)
 {
     struct eddy_http_conn *hc = hconn(c);
-    if (hc->phase == PHASE_IDLE)
-        eddy_conn_shutdown(c);
-    else
+    if (hc->phase != PHASE_IDLE) {
         fail(hc, 408);
+    } else if (eddy_conn_pending(c)) {
+        /* Still sending the last response: not idle yet. The keep-alive
+         * clock starts again when it has left (on_drain); a reader that
+         * stops reading is cut off by the write timeout instead. */
+        eddy_conn_notify_drain(c);
+    } else {
+        eddy_conn_shutdown(c);
+    }
+}
+
+static void on_drain(struct eddy_conn *c)
+{
+    struct eddy_http_conn *hc = hconn(c);
+    if (hc->phase == PHASE_IDLE && eddy_conn_pending(c) == 0)
+        set_phase(hc, PHASE_IDLE);
 }
 
 static void on_close(struct eddy_conn *c, int status)
@@ -329,7 +342,7 @@ EDDY_API void eddy_http_server_init(struct eddy_http_server *srv, struct eddy_lo
         .idle_ms = o->write_timeout_ms,
     };
     srv->conn_cbs = (struct eddy_conn_cbs){
-        .on_read = on_read, .on_timeout = on_timeout, .on_close = on_close};
+        .on_read = on_read, .on_drain = on_drain, .on_timeout = on_timeout, .on_close = on_close};
 }
 
 EDDY_API int eddy_http_server_accept(struct eddy_http_server *srv, int fd)

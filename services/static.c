@@ -317,26 +317,31 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Appends s, escaped for HTML text and attribute values (and, for links,
- * percent-encoded so any byte in a name survives as a URL). */
-static void append_escaped(char **buf, size_t *len, size_t *cap, const char *s, bool url)
+enum escape { RAW, HTML, URL };
+
+/* Appends s to a growing page: as it is (the page's own markup), escaped
+ * for HTML text and attribute values, or percent-encoded for a link (then
+ * any byte of a file name survives as a URL). On allocation failure the
+ * page stays as it was. */
+static void append(char **buf, size_t *len, size_t *cap, const char *s, enum escape how)
 {
     for (; *s; s++) {
         char tmp[8];
         const char *piece = tmp;
         unsigned char c = (unsigned char)*s;
-        if (url && !(c == '-' || c == '.' || c == '_' || c == '~' || (c >= '0' && c <= '9') ||
-                     (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '/'))
+        if (how == URL && !(c == '-' || c == '.' || c == '_' || c == '~' || c == '/' ||
+                            (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                            (c >= 'A' && c <= 'Z')))
             snprintf(tmp, sizeof tmp, "%%%02X", c);
-        else if (c == '<')
+        else if (how == HTML && c == '<')
             piece = "&lt;";
-        else if (c == '>')
+        else if (how == HTML && c == '>')
             piece = "&gt;";
-        else if (c == '&')
+        else if (how == HTML && c == '&')
             piece = "&amp;";
-        else if (c == '"')
+        else if (how == HTML && c == '"')
             piece = "&quot;";
-        else if (c == '\'')
+        else if (how == HTML && c == '\'')
             piece = "&#39;";
         else
             tmp[0] = (char)c, tmp[1] = '\0';
@@ -392,21 +397,21 @@ static void list_directory(struct eddy_http_exchange *x, int fd, const char *pat
     qsort(names, n, sizeof *names, compare_names);
     char *html = NULL;
     size_t len = 0, hcap = 0;
-    append_escaped(&html, &len, &hcap, "<!DOCTYPE html>\n<meta charset=\"utf-8\">\n<title>", false);
-    append_escaped(&html, &len, &hcap, path, false);
-    append_escaped(&html, &len, &hcap, "</title>\n<h1>", false);
-    append_escaped(&html, &len, &hcap, path, false);
-    append_escaped(&html, &len, &hcap, "</h1>\n<ul>\n", false);
+    append(&html, &len, &hcap, "<!DOCTYPE html>\n<meta charset=\"utf-8\">\n<title>", RAW);
+    append(&html, &len, &hcap, path, HTML);
+    append(&html, &len, &hcap, "</title>\n<h1>", RAW);
+    append(&html, &len, &hcap, path, HTML);
+    append(&html, &len, &hcap, "</h1>\n<ul>\n", RAW);
     for (size_t i = 0; i < n; i++) {
-        append_escaped(&html, &len, &hcap, "<li><a href=\"", false);
-        append_escaped(&html, &len, &hcap, names[i], true);
-        append_escaped(&html, &len, &hcap, "\">", false);
-        append_escaped(&html, &len, &hcap, names[i], false);
-        append_escaped(&html, &len, &hcap, "</a>\n", false);
+        append(&html, &len, &hcap, "<li><a href=\"", RAW);
+        append(&html, &len, &hcap, names[i], URL);
+        append(&html, &len, &hcap, "\">", RAW);
+        append(&html, &len, &hcap, names[i], HTML);
+        append(&html, &len, &hcap, "</a>\n", RAW);
         free(names[i]);
     }
     free(names);
-    append_escaped(&html, &len, &hcap, "</ul>\n", false);
+    append(&html, &len, &hcap, "</ul>\n", RAW);
     struct eddy_http_header h = {"Content-Type", "text/html; charset=utf-8", 12, 24};
     eddy_http_respond(x, 200, &h, 1, html, len);
     free(html);

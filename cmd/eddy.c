@@ -8,10 +8,15 @@
  * 2 for bad command-line arguments. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
@@ -20,7 +25,7 @@
 #include "service.h"
 
 #define MAX_LISTENERS 64
-#define DRAIN_TIMEOUT_MS 5000
+#define REJECT_REPORT_MS 1000
 
 struct listener {
     const struct svc_service *svc;
@@ -43,6 +48,9 @@ struct config {
     uint64_t idle_s;
     uint64_t backlog;
     bool reuseport;
+    uint64_t drain_s;
+    uint64_t max_conns;
+    const char *user;
 };
 
 struct server {
@@ -54,6 +62,10 @@ struct server {
     struct eddy_timer drain_check;
     bool draining;
     struct access_log *access;
+    uint64_t drain_ms;
+    uint64_t max_conns;
+    uint64_t rejected;
+    struct eddy_timer reject_report;
 };
 
 static const struct svc_service *const default_set[] = {
@@ -92,6 +104,11 @@ static void usage(FILE *out)
             "                         0: never)\n"
             "      --backlog N        listen backlog (default 511)\n"
             "      --reuseport        set SO_REUSEPORT, so other processes can share the port\n"
+            "      --max-connections N  at most N open connections; past it, new ones are\n"
+            "                         closed (HTTP: after a 503); default 0: no limit\n"
+            "      --drain-timeout S  on SIGINT/SIGTERM, wait up to S s for connections to\n"
+            "                         finish (default 10)\n"
+            "      --user NAME[:GROUP]  after opening the listeners, run as this user\n"
             "\n"
             "HTTP services (http, static):\n"
             "      --body TEXT        http: body of GET responses (default 'Hello, world!')\n"
@@ -107,8 +124,9 @@ static void usage(FILE *out)
             "  -V, --version          show the version and exit\n"
             "\n"
             "Stop with Ctrl-C (SIGINT) or SIGTERM: eddy stops accepting, lets open\n"
-            "connections finish for up to %d s, then exits 0.\n",
-            DRAIN_TIMEOUT_MS / 1000);
+            "connections finish (HTTP keep-alive ones get 'Connection: close'), closes\n"
+            "what is left after --drain-timeout, and exits 0. A second signal closes\n"
+            "everything at once.\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) bad_usage(const char *fmt, ...)
@@ -147,7 +165,7 @@ static void make_address(struct listener *ls, const char *host, const char *port
 }
 
 /* Turns the positional arguments into listeners. */
-static size_t parse_services(const struct config *cfg, char **args, int nargs,
+static size_t parse_services(const struct config *cfg, char *const *args, int nargs,
                              struct listener *ls)
 {
     size_t n = 0;
@@ -155,12 +173,14 @@ static size_t parse_services(const struct config *cfg, char **args, int nargs,
     for (int i = 0; i < nargs; i++) {
         if (n == MAX_LISTENERS)
             bad_usage("too many services (at most %d)", MAX_LISTENERS);
-        char *eq = strchr(args[i], '=');
-        if (eq)
-            *eq = '\0';
-        ls[n].svc = svc_find(args[i]);
+        /* argv is left as it is, so ps shows the command line as typed. */
+        const char *eq = strchr(args[i], '=');
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - args[i]) : strlen(args[i])),
+                 args[i]);
+        ls[n].svc = svc_find(name);
         if (!ls[n].svc)
-            bad_usage("unknown service '%s' (see 'eddy --help' for the list)", args[i]);
+            bad_usage("unknown service '%s' (see 'eddy --help' for the list)", name);
         if (!eq) {
             without_address++;
             char port[8];
@@ -171,7 +191,7 @@ static size_t parse_services(const struct config *cfg, char **args, int nargs,
         } else if (eddy_addr_parse(&ls[n].addr, eq + 1) < 0) {
             bad_usage("%s: '%s' is not a valid address (want HOST:PORT, [IPV6]:PORT, "
                       "unix:/PATH or PORT)",
-                      args[i], eq + 1);
+                      name, eq + 1);
         }
         n++;
     }
@@ -208,6 +228,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         OPT_HEADER_TIMEOUT,
         OPT_KEEPALIVE_TIMEOUT,
         OPT_ACCESS_LOG,
+        OPT_MAX_CONNS,
+        OPT_DRAIN,
+        OPT_USER,
     };
     static const struct option options[] = {
         {"host", required_argument, NULL, 'H'},
@@ -227,12 +250,21 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
         {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
         {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+        {"user", required_argument, NULL, OPT_USER},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     *cfg = (struct config){
-        .host = "127.0.0.1", .level = LOG_INFO, .read_size = 16384, .idle_s = 300, .backlog = 511};
+        .host = "127.0.0.1",
+        .level = LOG_INFO,
+        .read_size = 16384,
+        .idle_s = 300,
+        .backlog = 511,
+        .drain_s = 10,
+    };
     opterr = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, ":H:p:t:l:hV", options, NULL)) != -1) {
@@ -296,6 +328,15 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         case OPT_ACCESS_LOG:
             cfg->access_log = optarg;
             break;
+        case OPT_MAX_CONNS:
+            cfg->max_conns = parse_number("--max-connections", optarg, 0, 100000000);
+            break;
+        case OPT_DRAIN:
+            cfg->drain_s = parse_number("--drain-timeout", optarg, 0, 86400);
+            break;
+        case OPT_USER:
+            cfg->user = optarg;
+            break;
         case OPT_KEEPALIVE_TIMEOUT:
             cfg->http.http.keepalive_timeout_ms =
                 1000 * parse_number("--keepalive-timeout", optarg, 1, 86400);
@@ -329,9 +370,42 @@ static void on_trace(void *arg, int fd, uint32_t events)
     log_msg(LOG_TRACE, "epoll fd=%d %s", fd, eddy_events_format(events, mask, sizeof mask));
 }
 
+static size_t live_connections(const struct server *s);
+
+static void on_reject_report(struct eddy_timer *t)
+{
+    struct server *s = t->data;
+    log_msg(LOG_WARNING, "refused %llu connection(s): --max-connections %llu reached",
+            (unsigned long long)s->rejected, (unsigned long long)s->max_conns);
+    s->rejected = 0;
+}
+
+/* Past --max-connections a new connection is closed at once; HTTP clients
+ * first get a 503 so they know why. Best effort: the socket is new, so its
+ * send buffer is empty and the few bytes go out without blocking. */
+static void reject(struct server *s, const struct listener *ls, int fd)
+{
+    if (ls->svc->http_handler) {
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                   "Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n"
+                                   "\r\n503 Server is busy\n";
+        ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+        shutdown(fd, SHUT_WR);
+    }
+    close(fd);
+    if (s->rejected++ == 0)
+        (void)eddy_timer_start(&s->reject_report, on_reject_report, REJECT_REPORT_MS, 0);
+}
+
 static void on_accept(struct eddy_listener *l, int fd)
 {
     struct listener *ls = l->data;
+    struct server *s = ls->ctx.data;
+    if (s->max_conns && live_connections(s) >= s->max_conns) {
+        reject(s, ls, fd);
+        return;
+    }
     svc_accept(&ls->ctx, fd);
 }
 
@@ -397,9 +471,68 @@ static void on_signal(struct eddy_signal *sig, int signum)
         eddy_loop_stop(s->loop);
         return;
     }
-    if (eddy_timer_start(&s->drain, on_drain_timeout, DRAIN_TIMEOUT_MS, 0) < 0 ||
+    if (eddy_timer_start(&s->drain, on_drain_timeout, s->drain_ms, 0) < 0 ||
         eddy_timer_start(&s->drain_check, on_drain_check, 20, 20) < 0)
         force_close(s);
+}
+
+/* epoll has no descriptor ceiling of its own; the open-file limit is the
+ * one that counts, so take all of it. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_msg(LOG_INFO, "open-file limit raised from %llu to %llu", (unsigned long long)old,
+                (unsigned long long)rl.rlim_max);
+}
+
+/* --user NAME[:GROUP]: supplementary groups, then the group, then the user,
+ * in that order (after setuid() the others could no longer be changed), and
+ * then a check that root cannot be regained. */
+static int drop_privileges(const char *spec)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s", spec);
+    char *group = strchr(name, ':');
+    if (group)
+        *group++ = '\0';
+    struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        fprintf(stderr, "eddy: --user: no user '%s'\n", name);
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (group) {
+        struct group *gr = getgrnam(group);
+        if (!gr) {
+            fprintf(stderr, "eddy: --user: no group '%s'\n", group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+        fprintf(stderr, "eddy: --user %s: %s\n", spec, eddy_strerror(-errno));
+        return -1;
+    }
+    if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        fprintf(stderr, "eddy: --user %s: root could be regained; refusing to run\n", spec);
+        return -1;
+    }
+    log_msg(LOG_INFO, "running as user %s (uid %u, gid %u)", pw->pw_name, (unsigned)pw->pw_uid,
+            (unsigned)gid);
+    return 0;
+}
+
+static bool serves_static(const struct server *s)
+{
+    for (size_t i = 0; i < s->nls; i++)
+        if (s->ls[i].svc == &svc_static)
+            return true;
+    return false;
 }
 
 static int open_access_log(struct server *s, const char *path)
@@ -457,6 +590,30 @@ static int open_listeners(struct server *s, const struct config *cfg)
     return 0;
 }
 
+/* Everything between creating the loop and running it. Returns the exit
+ * status to give up with, or 0 to run. */
+static int start(struct server *s, const struct config *cfg)
+{
+    int err;
+    if ((err = eddy_signal_start(&s->sigint, on_signal, SIGINT)) < 0 ||
+        (err = eddy_signal_start(&s->sigterm, on_signal, SIGTERM)) < 0) {
+        fprintf(stderr, "eddy: cannot watch signals: %s\n", eddy_strerror(err));
+        return 1;
+    }
+    if (cfg->access_log && (err = open_access_log(s, cfg->access_log)) < 0) {
+        fprintf(stderr, "eddy: cannot open access log '%s': %s\n", cfg->access_log,
+                eddy_strerror(err));
+        return 1;
+    }
+    if (open_listeners(s, cfg) < 0)
+        return 1;
+    if (cfg->user)
+        return drop_privileges(cfg->user) < 0 ? 1 : 0;
+    if (geteuid() == 0 && serves_static(s))
+        log_msg(LOG_WARNING, "static is serving files as root: consider --user NAME");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -465,6 +622,9 @@ int main(int argc, char **argv)
     struct server s = {.ls = ls};
     s.nls = parse_services(&cfg, argv + optind, argc - optind, ls);
     log_init("eddy", cfg.level);
+    raise_fd_limit();
+    s.drain_ms = cfg.drain_s * 1000;
+    s.max_conns = cfg.max_conns;
 
     /* The library never raises SIGPIPE itself (it sends with MSG_NOSIGNAL);
      * ignoring it here also covers any other write the program makes. */
@@ -481,21 +641,13 @@ int main(int argc, char **argv)
     s.drain.data = &s;
     eddy_timer_init(s.loop, &s.drain_check);
     s.drain_check.data = &s;
+    eddy_timer_init(s.loop, &s.reject_report);
+    s.reject_report.data = &s;
     eddy_signal_init(s.loop, &s.sigint);
     eddy_signal_init(s.loop, &s.sigterm);
     s.sigint.data = s.sigterm.data = &s;
-    int status = 0;
-    if ((err = eddy_signal_start(&s.sigint, on_signal, SIGINT)) < 0 ||
-        (err = eddy_signal_start(&s.sigterm, on_signal, SIGTERM)) < 0) {
-        fprintf(stderr, "eddy: cannot watch signals: %s\n", eddy_strerror(err));
-        status = 1;
-    } else if (cfg.access_log && (err = open_access_log(&s, cfg.access_log)) < 0) {
-        fprintf(stderr, "eddy: cannot open access log '%s': %s\n", cfg.access_log,
-                eddy_strerror(err));
-        status = 1;
-    } else if (open_listeners(&s, &cfg) < 0) {
-        status = 1;
-    } else if ((err = eddy_loop_run(s.loop, EDDY_RUN_DEFAULT)) < 0) {
+    int status = start(&s, &cfg);
+    if (status == 0 && (err = eddy_loop_run(s.loop, EDDY_RUN_DEFAULT)) < 0) {
         log_msg(LOG_ERROR, "event loop failed: %s", eddy_strerror(err));
         status = 1;
     }
@@ -508,6 +660,7 @@ int main(int argc, char **argv)
     }
     eddy_timer_stop(&s.drain);
     eddy_timer_stop(&s.drain_check);
+    eddy_timer_stop(&s.reject_report);
     if (s.access) {
         access_log_close(s.access);
         free(s.access);

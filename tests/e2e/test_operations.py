@@ -1,0 +1,145 @@
+"""Running eddy as an operator would: connection limits, graceful shutdown
+with a drain deadline, and dropping privileges."""
+
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import (HttpConn, connect, http_request, recv_until_eof, round_trip, run_eddy,
+                      TIMEOUT)
+
+
+def served_again(addr, deadline=TIMEOUT):
+    """Round trips until one is served: the server notices a departed
+    client only when its close arrives, so allow it a moment."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            if round_trip(addr, b"again\n", timeout=1) == b"again\n":
+                return True
+        except OSError:
+            pass
+        if time.monotonic() > end:
+            return False
+
+
+def test_max_connections_http_gets_503(eddy):
+    srv = eddy("--max-connections", "2", "http=127.0.0.1:0")
+    with HttpConn(srv.addr("http")) as a, HttpConn(srv.addr("http")) as b:
+        for c in (a, b):
+            c.send(http_request())
+            assert c.response().status == 200
+        mark = srv.mark()
+        with connect(srv.addr("http")) as s:
+            s.sendall(http_request())
+            reply = recv_until_eof(s)
+        assert reply.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        assert b"Connection: close\r\n" in reply
+        srv.wait_for(r"WARNING - refused 1 connection\(s\): --max-connections 2", start=mark,
+                     timeout=3)
+        # The two admitted clients are still served.
+        a.send(http_request())
+        assert a.response().status == 200
+
+
+def test_max_connections_tcp_closes_and_recovers(eddy):
+    srv = eddy("--max-connections", "1", "echo=127.0.0.1:0")
+    with connect(srv.addr("echo")) as first:
+        first.sendall(b"one\n")
+        assert first.recv(16) == b"one\n"
+        with connect(srv.addr("echo")) as second:
+            assert recv_until_eof(second) == b""
+    # The first client has left: a new one is admitted.
+    assert served_again(srv.addr("echo"))
+
+
+def test_sigterm_finishes_requests_in_flight(eddy):
+    srv = eddy("http=127.0.0.1:0")
+    with HttpConn(srv.addr("http")) as idle, connect(srv.addr("http")) as busy:
+        idle.send(http_request())
+        assert idle.response().status == 200
+        request = http_request()
+        busy.sendall(request[:10])  # a request is under way
+        mark = srv.mark()
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.wait_for(r"SIGTERM received: no longer accepting", start=mark)
+        # The idle keep-alive connection is closed at once...
+        assert recv_until_eof(idle.sock) == b""
+        # ...the one in flight is answered, told the connection ends, closed.
+        busy.sendall(request[10:])
+        reply = recv_until_eof(busy)
+        assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"Connection: close\r\n" in reply
+    assert srv.stop() == 0
+
+
+def test_drain_timeout_force_closes_and_says_how_many(eddy):
+    srv = eddy("--drain-timeout", "1", "echo=127.0.0.1:0")
+    with connect(srv.addr("echo")) as s:
+        # Served (not just queued for accept), as a round trip proves...
+        s.sendall(b"hi\n")
+        assert s.recv(16) == b"hi\n"
+        # ...then it sends and never reads: its echo cannot be delivered,
+        # so its connection cannot finish by itself.
+        s.setblocking(False)
+        sent = 0
+        end = time.monotonic() + TIMEOUT
+        while time.monotonic() < end:
+            try:
+                sent += s.send(b"x" * 65536)
+            except BlockingIOError:
+                break
+        assert sent > 0
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(TIMEOUT)
+        took = time.monotonic() - t0
+    assert srv.stop() == 0
+    assert 0.8 <= took < 4, f"exited {took:.1f} s after SIGTERM with --drain-timeout 1"
+    srv.wait_for(r"WARNING - closed 1 connection\(s\) that did not finish in time")
+
+
+def test_second_signal_closes_at_once(eddy):
+    srv = eddy("--drain-timeout", "30", "echo=127.0.0.1:0")
+    with connect(srv.addr("echo")) as s:
+        s.sendall(b"hi\n")
+        assert s.recv(16) == b"hi\n"
+        s.setblocking(False)
+        end = time.monotonic() + TIMEOUT
+        while time.monotonic() < end:
+            try:
+                s.send(b"x" * 65536)
+            except BlockingIOError:
+                break
+        mark = srv.mark()
+        srv.proc.send_signal(signal.SIGINT)
+        srv.wait_for(r"SIGINT received", start=mark)
+        srv.proc.send_signal(signal.SIGINT)
+        srv.proc.wait(TIMEOUT)
+    assert srv.stop() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_user_drops_root_after_binding(eddy):
+    srv = eddy("--user", "nobody", "echo=127.0.0.1:0")
+    srv.wait_for(r"INFO - running as user nobody")  # the listeners are opened first
+    with open(f"/proc/{srv.pid}/status") as f:
+        ids = {line.split(":")[0]: line.split()[1:] for line in f if line.startswith(("Uid", "Gid"))}
+    assert ids["Uid"] == ["65534"] * 4
+    assert "0" not in ids["Gid"]
+    assert round_trip(srv.addr("echo")) == b"ping\n"
+
+
+def test_user_unknown_is_refused(eddy_bin):
+    r = run_eddy(eddy_bin, "--user", "no-such-user-here", "echo=127.0.0.1:0")
+    assert r.returncode == 1
+    assert "no user 'no-such-user-here'" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the warning is about running as root")
+def test_static_as_root_warns(eddy, tmp_path):
+    srv = eddy("--root", tmp_path, "static=127.0.0.1:0")
+    srv.wait_for(r"WARNING - static is serving files as root")

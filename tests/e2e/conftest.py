@@ -23,12 +23,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
-SERVICES = ("echo", "upper", "time", "daytime", "discard", "sink", "hello-raw")
+SERVICES = ("echo", "upper", "time", "daytime", "discard", "sink", "hello-raw",
+            "http", "static")
 
 # Options that take a value, so a value is not mistaken for a service.
 VALUE_OPTIONS = {
     "-H", "--host", "-p", "--port", "-t", "--trigger", "-l", "--log-level",
     "--read-size", "--idle-timeout", "--backlog",
+    "--body", "--content-type", "--root", "--max-body", "--header-timeout",
+    "--keepalive-timeout", "--access-log", "--max-connections", "--drain-timeout", "--user",
 }
 
 # Seed 001's logging shape: asctime - name - thread - level - message.
@@ -430,3 +433,180 @@ def check_time_reply(reply, slack=5.0):
     t = datetime.datetime.strptime(reply.decode(), "%Y-%m-%d %H:%M:%S.%f")
     delta = abs((datetime.datetime.now() - t).total_seconds())
     assert delta < slack, f"time {reply!r} is {delta:.1f} s from local now"
+
+
+# ---- HTTP ---------------------------------------------------------------------------
+
+HTTP_DATE_RE = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"\d{4} \d\d:\d\d:\d\d GMT$"
+)
+
+
+def check_http_date(value, slack=5.0):
+    """Asserts value is an IMF-fixdate (RFC 9110, 5.6.7) close to now."""
+    import email.utils
+
+    assert value is not None and HTTP_DATE_RE.match(value), f"not an HTTP date: {value!r}"
+    when = email.utils.parsedate_to_datetime(value).timestamp()
+    assert abs(when - time.time()) < slack, f"Date {value!r} is not now"
+
+
+def ports_free(ports):
+    """True if every TCP port in ports can be bound on 127.0.0.1 now."""
+    for port in ports:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def curl(*args, timeout=TIMEOUT * 2):
+    """Runs curl quietly (errors still shown) with a deadline of its own."""
+    return run_tool(["curl", "-sS", "--max-time", str(timeout - 1), *map(str, args)],
+                    timeout=timeout)
+
+
+def http_url(srv, service, path="/"):
+    """http://HOST:PORT/path of srv's first `service` listener (IPv4 or IPv6)."""
+    family, (host, port, *_) = srv.addr(service)
+    host = f"[{host}]" if family == socket.AF_INET6 else host
+    return f"http://{host}:{port}{path}"
+
+
+def curl_response(out):
+    """Splits the stdout of curl -i (or -D -) into the final response's
+    status line, {lowercase name: value} and what follows (the body, with
+    -i). Interim blocks (100 Continue; redirects followed with -L) are
+    skipped."""
+    while True:
+        head, sep, rest = out.partition(b"\r\n\r\n")
+        assert sep and head.startswith(b"HTTP/"), f"no response header in {out[:300]!r}"
+        lines = head.decode("latin-1").split("\r\n")
+        status = lines[0]
+        if not (status.split()[1][0] in "13" and rest.startswith(b"HTTP/")):
+            break
+        out = rest
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, rest
+
+
+class HttpResponse:
+    """One response as it came off the wire."""
+
+    def __init__(self, version, status, reason, headers, body, head):
+        self.version = version  # "HTTP/1.1"
+        self.status = status    # 200
+        self.reason = reason    # "OK"
+        self.headers = headers  # [(name, value)] in order
+        self.body = body        # bytes
+        self.head = head        # the raw status line and header block
+
+    def header(self, name):
+        """The value of the header `name` (any case), None if absent; fails
+        if it appears more than once."""
+        found = [v for n, v in self.headers if n.lower() == name.lower()]
+        assert len(found) <= 1, f"{name} repeated in {self.head!r}"
+        return found[0] if found else None
+
+    def __repr__(self):
+        return (f"<{self.version} {self.status} {self.reason} {self.head[:300]!r}"
+                f" + {len(self.body)} bytes>")
+
+
+class HttpConn:
+    """A raw client socket that speaks HTTP/1.x: send any bytes, then read
+    the responses one at a time, framed by their Content-Length (eddy always
+    sends one when there is a body), and check where the server closes."""
+
+    def __init__(self, addr, timeout=TIMEOUT, nodelay=True):
+        self.sock = connect(addr, timeout, nodelay=nodelay)
+        self.timeout = timeout
+        self.buf = bytearray()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline, want):
+        """Reads more into buf; False on EOF."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"no {want} within {self.timeout} s; have {bytes(self.buf[:300])!r}")
+        self.sock.settimeout(left)
+        try:
+            b = self.sock.recv(1 << 20)
+        except socket.timeout:
+            pytest.fail(f"no {want} within {self.timeout} s; have {bytes(self.buf[:300])!r}")
+        self.buf += b
+        return bool(b)
+
+    def response(self, head=False, timeout=None):
+        """The next response; head=True for the answer to a HEAD request."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            if not self._fill(deadline, "response header"):
+                pytest.fail(f"EOF instead of a response; have {bytes(self.buf[:300])!r}")
+        raw = bytes(self.buf[:end + 4])
+        del self.buf[:end + 4]
+        lines = raw[:-4].decode("latin-1").split("\r\n")
+        m = re.fullmatch(r"(HTTP/\d\.\d) (\d{3}) (.*)", lines[0])
+        assert m, f"bad status line {lines[0]!r}"
+        headers = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            assert sep and name and name == name.strip(), f"bad header line {line!r}"
+            headers.append((name, value.strip()))
+        resp = HttpResponse(m[1], int(m[2]), m[3], headers, b"", raw)
+        if head or resp.status < 200 or resp.status in (204, 304):
+            return resp
+        length = resp.header("Content-Length")
+        assert length is not None and length.isdigit(), f"no Content-Length: {raw!r}"
+        while len(self.buf) < int(length):
+            if not self._fill(deadline, f"{length}-byte body"):
+                pytest.fail(f"EOF after {len(self.buf)} of {length} body bytes")
+        resp.body = bytes(self.buf[:int(length)])
+        del self.buf[:int(length)]
+        return resp
+
+    def expect_eof(self, timeout=None):
+        """Asserts the server closes next, sending nothing more; returns how
+        long that took."""
+        t0 = time.monotonic()
+        deadline = t0 + (timeout or self.timeout)
+        while not self.buf:
+            try:
+                if not self._fill(deadline, "EOF"):
+                    return time.monotonic() - t0
+            except ConnectionResetError:
+                pytest.fail("connection reset instead of a clean EOF")
+        pytest.fail(f"more bytes instead of EOF: {bytes(self.buf[:300])!r}")
+
+    def idle(self, wait):
+        """True if nothing (not even EOF) arrives within wait seconds."""
+        return not self.buf and not readable(self.sock, wait)
+
+
+def http_request(method="GET", target="/", version="1.1", headers=(), body=b"", host="eddy"):
+    """The bytes of a well-formed request (Content-Length added for a body)."""
+    lines = [f"{method} {target} HTTP/{version}"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    lines += [f"{n}: {v}" for n, v in headers]
+    if body and not any(n.lower() in ("content-length", "transfer-encoding") for n, _ in headers):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import (LOG_RE, check_time_reply, connect, recv_until_eof, round_trip,
+from conftest import (LOG_RE, check_time_reply, connect, ports_free, recv_until_eof, round_trip,
                       run_eddy, run_tool)
 
 # ---- help, version, bad arguments --------------------------------------------
@@ -196,17 +196,6 @@ def test_idle_timeout_closes_idle_connection(eddy):
 # ---- the built-in default ---------------------------------------------------------------
 
 DEFAULTS = {"echo": 8888, "time": 9090, "discard": 7788, "http": 8080}
-
-
-def ports_free(ports):
-    for port in ports:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
 
 
 def test_default_services(eddy):

@@ -3,7 +3,6 @@ with a drain deadline, and dropping privileges."""
 
 import os
 import signal
-import socket
 import time
 
 import pytest

@@ -166,7 +166,9 @@ int main(int argc, char **argv)
     app.sigint.data = app.sigterm.data = &app;
     eddy_signal_start(&app.sigint, on_signal, SIGINT);
     eddy_signal_start(&app.sigterm, on_signal, SIGTERM);
-    printf("http-routes: serving http://%s/\n", text_addr);
+    char shown[EDDY_ADDR_STRLEN];
+    printf("http-routes: serving http://%s/\n",
+           eddy_addr_format(&app.listener.addr, shown, sizeof shown));
     fflush(stdout);
     err = eddy_loop_run(loop, EDDY_RUN_DEFAULT);
     eddy_loop_free(loop);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eddy/list.h"
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
 
@@ -40,10 +41,10 @@ static const char response[] = "HTTP/1.0 200 OK\r\n"
 struct hello_conn {
     struct eddy_conn conn;
     size_t scanned;                   /* bytes already searched for the blank line */
-    struct hello_conn *next, **pprev; /* live connections, closed on exit */
+    struct eddy_list link; /* in conns: live connections, closed on exit */
 };
 
-static struct hello_conn *conns;
+static struct eddy_list conns = {&conns, &conns};
 
 /* Looks for "\n\n" or "\n\r\n", starting where the previous call stopped, so
  * a request that trickles in one byte at a time costs O(n), not O(n^2).
@@ -97,9 +98,7 @@ static void on_close(struct eddy_conn *c, int status)
     struct hello_conn *h = (struct hello_conn *)c;
     if (status < 0)
         fprintf(stderr, "connection closed: %s\n", eddy_strerror(status));
-    if (h->next)
-        h->next->pprev = h->pprev;
-    *h->pprev = h->next;
+    eddy_list_remove(&h->link);
     free(h);
 }
 
@@ -121,10 +120,7 @@ static void on_accept(struct eddy_listener *l, int fd)
         free(h); /* eddy closed the fd; on_close will not run */
         return;
     }
-    if ((h->next = conns))
-        conns->pprev = &h->next;
-    h->pprev = &conns;
-    conns = h;
+    eddy_list_push(&conns, &h->link);
 }
 
 static void on_signal(struct eddy_signal *sig, int signum)
@@ -196,8 +192,9 @@ int main(int argc, char **argv)
     eddy_listener_close(&listener);
     eddy_signal_stop(&sigint);
     eddy_signal_stop(&sigterm);
-    for (struct hello_conn *h = conns; h; h = h->next)
-        eddy_conn_close(&h->conn, 0);
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &conns)
+        eddy_conn_close(&eddy_list_entry(pos, struct hello_conn, link)->conn, 0);
     eddy_loop_free(loop);
     return err < 0 ? 1 : 0;
 }

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "eddy/list.h"
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
 
@@ -39,10 +40,10 @@ struct time_conn {
     /* The kernel re-uses a closed fd number at once, possibly before our
      * on_close runs, so the close message names the client too. */
     char peer[EDDY_ADDR_STRLEN];
-    struct time_conn *next, **pprev; /* live connections, closed on exit */
+    struct eddy_list link; /* in conns: live connections, closed on exit */
 };
 
-static struct time_conn *conns;
+static struct eddy_list conns = {&conns, &conns};
 
 /* Formats the local time as "2026-05-29 17:10:22" and a fraction of a
  * second: ",997" for the log (Python's logging) or ".484237" for the reply
@@ -135,9 +136,7 @@ static void on_close(struct eddy_conn *c, int status)
 {
     struct time_conn *t = (struct time_conn *)c;
     logf_("fd %d: %s closed (%s).", t->fd, t->peer, status ? eddy_strerror(status) : "orderly");
-    if (t->next)
-        t->next->pprev = t->pprev;
-    *t->pprev = t->next;
+    eddy_list_remove(&t->link);
     free(t);
 }
 
@@ -163,10 +162,7 @@ static void on_accept(struct eddy_listener *l, int fd)
         return;
     }
     logf_("accepted %s as fd %d.", eddy_conn_peer(&t->conn, t->peer, sizeof(t->peer)), fd);
-    if ((t->next = conns))
-        conns->pprev = &t->next;
-    t->pprev = &conns;
-    conns = t;
+    eddy_list_push(&conns, &t->link);
 }
 
 static void on_signal(struct eddy_signal *sig, int signum)
@@ -244,8 +240,9 @@ int main(int argc, char **argv)
     eddy_listener_close(&listener);
     eddy_signal_stop(&sigint);
     eddy_signal_stop(&sigterm);
-    for (struct time_conn *t = conns; t; t = t->next)
-        eddy_conn_close(&t->conn, 0);
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &conns)
+        eddy_conn_close(&eddy_list_entry(pos, struct time_conn, link)->conn, 0);
     eddy_loop_free(loop);
     return err < 0 ? 1 : 0;
 }

@@ -20,16 +20,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eddy/list.h"
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
 
 struct echo_conn {
     struct eddy_conn conn; /* first, so an eddy_conn pointer is ours too */
     char peer[EDDY_ADDR_STRLEN];
-    struct echo_conn *next, **pprev; /* live connections, closed on exit */
+    struct eddy_list link; /* in conns: live connections, closed on exit */
 };
 
-static struct echo_conn *conns;
+static struct eddy_list conns = {&conns, &conns};
 static bool upper;
 
 static size_t on_read(struct eddy_conn *c, char *data, size_t len)
@@ -59,9 +60,7 @@ static void on_close(struct eddy_conn *c, int status)
 {
     struct echo_conn *e = (struct echo_conn *)c;
     printf("%s closed%s%s\n", e->peer, status ? ": " : "", status ? eddy_strerror(status) : "");
-    if (e->next)
-        e->next->pprev = e->pprev;
-    *e->pprev = e->next;
+    eddy_list_remove(&e->link);
     free(e);
 }
 
@@ -83,10 +82,7 @@ static void on_accept(struct eddy_listener *l, int fd)
         return;
     }
     printf("new connection: %s\n", eddy_conn_peer(&e->conn, e->peer, sizeof(e->peer)));
-    if ((e->next = conns))
-        conns->pprev = &e->next;
-    e->pprev = &conns;
-    conns = e;
+    eddy_list_push(&conns, &e->link);
 }
 
 static void on_signal(struct eddy_signal *sig, int signum)
@@ -160,8 +156,9 @@ int main(int argc, char **argv)
     eddy_listener_close(&listener);
     eddy_signal_stop(&sigint);
     eddy_signal_stop(&sigterm);
-    for (struct echo_conn *e = conns; e; e = e->next)
-        eddy_conn_close(&e->conn, 0);
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &conns)
+        eddy_conn_close(&eddy_list_entry(pos, struct echo_conn, link)->conn, 0);
     eddy_loop_free(loop);
     return err < 0 ? 1 : 0;
 }

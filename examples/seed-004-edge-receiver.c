@@ -20,16 +20,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eddy/list.h"
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
 
 struct recv_conn {
     struct eddy_conn conn;           /* first, so an eddy_conn pointer is ours too */
     char peer[EDDY_ADDR_STRLEN];     /* saved: the fd is gone by on_close */
-    struct recv_conn *next, **pprev; /* live connections, closed on exit */
+    struct eddy_list link; /* in conns: live connections, closed on exit */
 };
 
-static struct recv_conn *conns;
+static struct eddy_list conns = {&conns, &conns};
 
 /* Prints data the way Python prints a bytes object: b'hi\n', b"it's". */
 static void print_bytes(const char *data, size_t len)
@@ -70,9 +71,7 @@ static void on_close(struct eddy_conn *c, int status)
     struct recv_conn *r = (struct recv_conn *)c;
     (void)status;
     printf("%s ---offline---\n", r->peer);
-    if (r->next)
-        r->next->pprev = r->pprev;
-    *r->pprev = r->next;
+    eddy_list_remove(&r->link);
     free(r);
 }
 
@@ -95,10 +94,7 @@ static void on_accept(struct eddy_listener *l, int fd)
         return;
     }
     printf("new client %s\n", eddy_conn_peer(&r->conn, r->peer, sizeof(r->peer)));
-    if ((r->next = conns))
-        conns->pprev = &r->next;
-    r->pprev = &conns;
-    conns = r;
+    eddy_list_push(&conns, &r->link);
 }
 
 static void on_signal(struct eddy_signal *sig, int signum)
@@ -168,8 +164,9 @@ int main(int argc, char **argv)
     eddy_listener_close(&listener);
     eddy_signal_stop(&sigint);
     eddy_signal_stop(&sigterm);
-    for (struct recv_conn *r = conns; r; r = r->next)
-        eddy_conn_close(&r->conn, 0);
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &conns)
+        eddy_conn_close(&eddy_list_entry(pos, struct recv_conn, link)->conn, 0);
     eddy_loop_free(loop);
     return err < 0 ? 1 : 0;
 }

@@ -43,9 +43,7 @@ static void on_close(struct eddy_conn *c, int status)
 {
     struct svc_conn *sc = svc_conn_of(c);
     struct svc_ctx *ctx = sc->ctx;
-    *sc->pprev = sc->next;
-    if (sc->next)
-        sc->next->pprev = sc->pprev;
+    eddy_list_remove(&sc->link);
     ctx->nconns--;
     if (status)
         svc_log(ctx, conn_level(ctx), "%s: %s closed: %s", ctx->svc->name, sc->peer,
@@ -64,6 +62,7 @@ void svc_ctx_init(struct svc_ctx *ctx, struct eddy_loop *loop, const struct svc_
     ctx->cbs.on_read = svc->on_read;
     ctx->cbs.on_eof = svc->on_eof;
     ctx->cbs.on_close = on_close;
+    eddy_list_init(&ctx->conns);
 }
 
 /* One access-log line in Common Log Format:
@@ -159,11 +158,7 @@ void svc_accept(struct svc_ctx *ctx, int fd)
         free(sc);
         return;
     }
-    sc->next = ctx->conns;
-    sc->pprev = &ctx->conns;
-    if (ctx->conns)
-        ctx->conns->pprev = &sc->next;
-    ctx->conns = sc;
+    eddy_list_push(&ctx->conns, &sc->link);
     ctx->nconns++;
     if (conn_level(ctx) >= ctx->log_level) {
         eddy_conn_peer(&sc->conn, sc->peer, sizeof sc->peer);
@@ -179,18 +174,23 @@ void svc_ctx_shutdown_all(struct svc_ctx *ctx)
         eddy_http_server_drain(&ctx->http);
         return;
     }
-    for (struct svc_conn *sc = ctx->conns; sc; sc = sc->next)
-        eddy_conn_shutdown(&sc->conn);
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &ctx->conns)
+        eddy_conn_shutdown(&eddy_list_entry(pos, struct svc_conn, link)->conn);
 }
 
 size_t svc_ctx_close_all(struct svc_ctx *ctx)
 {
     if (ctx->svc->http_handler)
         return eddy_http_server_close_all(&ctx->http);
+    /* Closing only marks the connections (on_close runs after the batch),
+     * so the list stays intact while it is walked. */
     size_t n = 0;
-    for (struct svc_conn *sc = ctx->conns; sc; sc = sc->next) {
-        if (sc->conn.state != EDDY_CONN_CLOSED) {
-            eddy_conn_close(&sc->conn, 0);
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &ctx->conns) {
+        struct eddy_conn *c = &eddy_list_entry(pos, struct svc_conn, link)->conn;
+        if (c->state != EDDY_CONN_CLOSED) {
+            eddy_conn_close(c, 0);
             n++;
         }
     }

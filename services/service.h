@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "eddy/http.h"
+#include "eddy/list.h"
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
 
@@ -59,7 +60,7 @@ struct svc_ctx {
     void *log_arg;
     enum svc_level log_level; /* lines below it are not even formatted */
     struct eddy_conn_cbs cbs; /* private: filled by svc_ctx_init */
-    struct svc_conn *conns;   /* private: live connections */
+    struct eddy_list conns;   /* private: live connections */
     size_t nconns;            /* read-only */
     struct eddy_http_server http; /* HTTP services: the server */
     /* HTTP services: receives one Common Log Format line per response
@@ -78,8 +79,7 @@ struct svc_ctx {
 struct svc_conn {
     struct eddy_conn conn;
     struct svc_ctx *ctx;
-    struct svc_conn *next;
-    struct svc_conn **pprev;
+    struct eddy_list link; /* in ctx->conns */
     /* The peer as text, filled only when the service logs connections at
      * the current log level (getpeername costs a syscall). */
     char peer[SVC_PEER_LEN];

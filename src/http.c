@@ -21,7 +21,7 @@ enum phase { PHASE_IDLE = 0, PHASE_HEAD, PHASE_BODY };
 struct eddy_http_conn {
     struct eddy_conn conn; /* first: the net layer hands us this pointer */
     struct eddy_http_server *srv;
-    struct eddy_http_conn *next, **pprev;
+    struct eddy_list link; /* in srv->conns */
     struct eddy_http_chunked chunked;
     size_t scanned;   /* header bytes already searched */
     size_t head_len;  /* PHASE_BODY: length of the header block */
@@ -293,9 +293,7 @@ static void on_close(struct eddy_conn *c, int status)
 {
     (void)status;
     struct eddy_http_conn *hc = hconn(c);
-    *hc->pprev = hc->next;
-    if (hc->next)
-        hc->next->pprev = hc->pprev;
+    eddy_list_remove(&hc->link);
     hc->srv->nconns--;
     free(hc);
 }
@@ -311,6 +309,7 @@ EDDY_API void eddy_http_server_init(struct eddy_http_server *srv, struct eddy_lo
                                     const struct eddy_http_opts *opts, eddy_http_handler handler)
 {
     memset(srv, 0, sizeof *srv);
+    eddy_list_init(&srv->conns);
     srv->loop = loop;
     srv->handler = handler;
     if (opts)
@@ -358,11 +357,7 @@ EDDY_API int eddy_http_server_accept(struct eddy_http_server *srv, int fd)
         free(hc);
         return err;
     }
-    hc->next = srv->conns;
-    hc->pprev = &srv->conns;
-    if (srv->conns)
-        srv->conns->pprev = &hc->next;
-    srv->conns = hc;
+    eddy_list_push(&srv->conns, &hc->link);
     srv->nconns++;
     /* A new connection has the header timeout to send its first request. */
     hc->phase = PHASE_IDLE;
@@ -388,7 +383,9 @@ EDDY_API int eddy_http_server_listen(struct eddy_http_server *srv, struct eddy_l
 EDDY_API void eddy_http_server_drain(struct eddy_http_server *srv)
 {
     srv->draining = true;
-    for (struct eddy_http_conn *hc = srv->conns; hc; hc = hc->next) {
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &srv->conns) {
+        struct eddy_http_conn *hc = eddy_list_entry(pos, struct eddy_http_conn, link);
         if (hc->phase == PHASE_IDLE && eddy_conn_pending(&hc->conn) == 0)
             eddy_conn_shutdown(&hc->conn);
     }
@@ -397,7 +394,9 @@ EDDY_API void eddy_http_server_drain(struct eddy_http_server *srv)
 EDDY_API size_t eddy_http_server_close_all(struct eddy_http_server *srv)
 {
     size_t n = 0;
-    for (struct eddy_http_conn *hc = srv->conns; hc; hc = hc->next) {
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &srv->conns) {
+        struct eddy_http_conn *hc = eddy_list_entry(pos, struct eddy_http_conn, link);
         if (hc->conn.state != EDDY_CONN_CLOSED) {
             eddy_conn_close(&hc->conn, 0);
             n++;

@@ -48,7 +48,7 @@ struct eddy_loop {
     sigset_t blocked_by_us;  /* those eddy_signal_start() blocked */
     uint64_t sig_round;
 
-    struct eddy_async *asyncs;
+    struct eddy_list asyncs;
     bool asyncs_changed;
 
     eddy_trace_cb trace;

@@ -89,6 +89,7 @@ EDDY_API int eddy_loop_new(struct eddy_loop **out)
     loop->wakefd = -1;
     loop->sigfd = -1;
     loop->defers.next = loop->defers.prev = &loop->defers;
+    eddy_list_init(&loop->asyncs);
     sigemptyset(&loop->sigmask);
     sigemptyset(&loop->blocked_by_us);
     loop->cap = EVENTS_MIN;

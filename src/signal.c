@@ -18,7 +18,9 @@ static void run_asyncs(struct eddy_loop *loop)
      * pending == 0 by then, so none runs twice. */
 restart:
     loop->asyncs_changed = false;
-    for (struct eddy_async *a = loop->asyncs; a; a = a->next) {
+    struct eddy_list *pos;
+    eddy_list_for_each(pos, &loop->asyncs) {
+        struct eddy_async *a = eddy_list_entry(pos, struct eddy_async, link);
         if (!__atomic_exchange_n(&a->pending, 0, __ATOMIC_ACQ_REL))
             continue;
         a->cb(a);
@@ -74,24 +76,16 @@ EDDY_API void eddy_async_start(struct eddy_loop *loop, struct eddy_async *a, edd
     a->loop = loop;
     a->cb = cb;
     a->pending = 0;
-    a->next = loop->asyncs;
-    a->pprev = &loop->asyncs;
-    if (loop->asyncs)
-        loop->asyncs->pprev = &a->next;
-    loop->asyncs = a;
+    eddy_list_push(&loop->asyncs, &a->link);
     loop->active++;
     loop->asyncs_changed = true;
 }
 
 EDDY_API void eddy_async_stop(struct eddy_async *a)
 {
-    if (!a->pprev)
-        return;
-    *a->pprev = a->next;
-    if (a->next)
-        a->next->pprev = a->pprev;
-    a->next = NULL;
-    a->pprev = NULL;
+    if (!a->link.next || eddy_list_empty(&a->link))
+        return; /* never started, or stopped */
+    eddy_list_remove(&a->link);
     a->loop->active--;
     a->loop->asyncs_changed = true;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "eddy/list.h"
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
 
@@ -152,7 +153,7 @@ struct eddy_http_server {
     struct eddy_conn_opts conn_opts; /* private */
     struct eddy_conn_cbs conn_cbs;   /* private */
     struct eddy_http_request req;  /* private: one parse at a time per loop */
-    struct eddy_http_conn *conns;  /* private: live connections */
+    struct eddy_list conns;        /* private: live connections */
     size_t nconns;                 /* read-only */
     bool draining;                 /* private */
     uint64_t date_sec;             /* private: cached Date header */

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eddy/list.h"
+
 #if defined(__GNUC__)
 #define EDDY_API __attribute__((visibility("default")))
 #else
@@ -245,8 +247,7 @@ struct eddy_async {
     struct eddy_loop *loop;    /* read-only */
     eddy_async_cb cb;          /* read-only */
     int pending;               /* private, atomic */
-    struct eddy_async *next;   /* private */
-    struct eddy_async **pprev; /* private: NULL when not started */
+    struct eddy_list link;     /* private: in the loop's list while started */
 };
 
 /* Registers the handle with its loop (loop thread only). */

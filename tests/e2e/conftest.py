@@ -117,9 +117,10 @@ class Eddy:
     """One running eddy. `listeners` is a list of (service, address text,
     (family, sockaddr)) in log order; `lines` is everything on stderr."""
 
-    def __init__(self, argv, expect):
+    def __init__(self, argv, expect, listen_re=None, merge_stdout=False):
         self.argv = argv
         self.expect = expect
+        self.listen_re = listen_re or LISTEN_RE
         self.lines = []
         self.cond = threading.Condition()
         self.listeners = []
@@ -128,16 +129,18 @@ class Eddy:
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            # eddy logs to stderr; the examples print to stdout as well.
+            stdout=subprocess.PIPE if merge_stdout else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if merge_stdout else subprocess.PIPE,
             start_new_session=True,
         )
+        self.output = self.proc.stdout if merge_stdout else self.proc.stderr
         self.pid = self.proc.pid
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
-        for raw in self.proc.stderr:
+        for raw in self.output:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             with self.cond:
                 self.lines.append(line)
@@ -151,9 +154,10 @@ class Eddy:
         with self.cond:
             while len(self.listeners) < self.expect:
                 for line in self.lines[seen:]:
-                    m = LISTEN_RE.search(line)
+                    m = self.listen_re.search(line)
                     if m:
-                        self.listeners.append((m[1], m[2], parse_addr(m[2])))
+                        # The last group is the address; the first the name.
+                        self.listeners.append((m[1], m[m.lastindex], parse_addr(m[m.lastindex])))
                 seen = len(self.lines)
                 if len(self.listeners) >= self.expect:
                     break
@@ -241,6 +245,22 @@ class Eddy:
         return out
 
 
+def _stop_all(started):
+    """Teardown of the process fixtures: SIGTERM each, then exit 0, no
+    ERROR lines, no sanitizer report (unless a test turned check_clean off)."""
+    problems = []
+    for e in started:
+        try:
+            e.stop()
+        except BaseException as exc:  # pytest.fail inside stop
+            problems.append(str(exc))
+            continue
+        if e.check_clean:
+            problems += [f"{' '.join(e.argv)}: {p}" for p in e.problems()]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
 @pytest.fixture
 def eddy(eddy_bin):
     """Factory: eddy(*args, prefix=(), expect=None) starts eddy with args
@@ -258,18 +278,31 @@ def eddy(eddy_bin):
         return e
 
     yield start
+    _stop_all(started)
 
-    problems = []
-    for e in started:
-        try:
-            e.stop()
-        except BaseException as exc:  # pytest.fail inside stop
-            problems.append(str(exc))
-            continue
-        if e.check_clean:
-            problems += [f"{' '.join(e.argv)}: {p}" for p in e.problems()]
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+
+# What each example prints once it listens: (name, address).
+EXAMPLE_READY_RE = re.compile(r"(?:(\S+): serving http://|(\w+ server )?listening on )"
+                              r"(\[[^\]]+\]:\d+|[\d.]+:\d+)")
+
+
+@pytest.fixture
+def example():
+    """Factory: example(name, *args) starts build/examples/NAME (or
+    $EDDY_EXAMPLES/NAME), waits for the line that says where it listens, and
+    returns an Eddy whose addr() is that address. Teardown as for eddy."""
+    started = []
+    where = Path(os.environ.get("EDDY_EXAMPLES", REPO / "build" / "examples"))
+
+    def start(name, *args):
+        e = Eddy([str(where / name)] + [str(a) for a in args], 1,
+                 listen_re=EXAMPLE_READY_RE, merge_stdout=True)
+        started.append(e)
+        e.wait_ready()
+        return e
+
+    yield start
+    _stop_all(started)
 
 
 @pytest.fixture(params=["level", "edge"])

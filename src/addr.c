@@ -37,7 +37,19 @@ static int parse_unix(struct eddy_addr *addr, const char *path)
     return 0;
 }
 
+static int parse(struct eddy_addr *addr, const char *text);
+
 EDDY_API int eddy_addr_parse(struct eddy_addr *addr, const char *text)
+{
+    /* Parse into a copy: a refused text leaves *addr as it was. */
+    struct eddy_addr parsed;
+    int err = parse(&parsed, text);
+    if (!err)
+        *addr = parsed;
+    return err;
+}
+
+static int parse(struct eddy_addr *addr, const char *text)
 {
     if (strncmp(text, "unix:", 5) == 0)
         return parse_unix(addr, text + 5);

@@ -12,7 +12,9 @@ int eddy__buf_reserve(struct eddy_buf *b, size_t want)
 {
     if (eddy__buf_room(b) >= want)
         return 0;
-    if (b->len > SIZE_MAX / 2 - want)
+    /* Sizes past half the address space cannot be allocated anyway, and
+     * refusing them keeps the doubling below from overflowing. */
+    if (want > SIZE_MAX / 2 || b->len > SIZE_MAX / 2 - want)
         return -ENOMEM;
     size_t need = b->len + want;
     /* Moving the data to the front is enough when it frees the room and
@@ -39,6 +41,8 @@ int eddy__buf_reserve(struct eddy_buf *b, size_t want)
 
 int eddy__buf_append(struct eddy_buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* an empty buffer has no data pointer to copy to */
     int err = eddy__buf_reserve(b, n);
     if (err)
         return err;

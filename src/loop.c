@@ -327,7 +327,6 @@ static int wait_timeout(struct eddy_loop *loop, enum eddy_run_mode mode)
 
 EDDY_API int eddy_loop_run(struct eddy_loop *loop, enum eddy_run_mode mode)
 {
-    atomic_store(&loop->stop, 0);
     eddy__now_update(loop);
     for (;;) {
         if (mode == EDDY_RUN_DEFAULT && !alive(loop))
@@ -350,7 +349,9 @@ EDDY_API int eddy_loop_run(struct eddy_loop *loop, enum eddy_run_mode mode)
         }
         eddy__timer_run(loop);
         run_defers(loop);
-        if (mode != EDDY_RUN_DEFAULT || atomic_load(&loop->stop))
+        /* The flag is cleared when it is obeyed, not when the loop starts,
+         * so a stop from another thread that comes before the run is kept. */
+        if (atomic_exchange(&loop->stop, 0) || mode != EDDY_RUN_DEFAULT)
             return 0;
     }
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -222,6 +223,12 @@ EDDY_API void eddy_signal_stop(struct eddy_signal *sig)
         sigemptyset(&one);
         sigaddset(&one, signum);
         sigdelset(&loop->blocked_by_us, signum);
+        /* An instance still pending would meet its default action (for
+         * most signals: death) the moment it is unblocked. Nobody watches
+         * it any more, so take it off the queue first. */
+        const struct timespec now = {0, 0};
+        while (sigtimedwait(&one, NULL, &now) == signum) {
+        }
         pthread_sigmask(SIG_UNBLOCK, &one, NULL);
     }
 }

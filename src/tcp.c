@@ -573,7 +573,7 @@ static void do_read(struct eddy_conn *c)
     }
     /* Edge mode used its budget with data possibly left: no new edge will
      * come for it, so come back after the others have had their turn. */
-    if (c->opts->edge)
+    if (c->opts->edge && c->state == EDDY_CONN_OPEN)
         schedule(c, F_REQUEUE);
 }
 
@@ -596,8 +596,12 @@ static void on_deferred(struct eddy_defer *d)
     }
 }
 
+/* Queues deferred work for an open connection. A closed one's defer is
+ * taken by finish_close, which must not be replaced. */
 static void schedule(struct eddy_conn *c, unsigned flag)
 {
+    if (c->state == EDDY_CONN_CLOSED)
+        return;
     c->flags |= flag;
     eddy_defer_start(&c->defer, on_deferred);
 }

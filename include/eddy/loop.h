@@ -85,8 +85,9 @@ enum eddy_run_mode {
  * than EINTR. */
 EDDY_API int eddy_loop_run(struct eddy_loop *loop, enum eddy_run_mode mode);
 
-/* Makes eddy_loop_run() return after the current iteration. Safe to call
- * from any thread and from a signal watcher. */
+/* Makes eddy_loop_run() return after the current iteration (or after the
+ * first one, when the loop is not running yet). Safe to call from any
+ * thread and from a signal watcher. */
 EDDY_API void eddy_loop_stop(struct eddy_loop *loop);
 
 /* The loop's cached monotonic clock in milliseconds, updated once per

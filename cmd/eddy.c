@@ -116,6 +116,9 @@ static void usage(FILE *out)
             "      --root DIR         static: directory to serve (default: the current one)\n"
             "      --listing          static: list directories that have no index.html\n"
             "      --max-body N       largest request body, in bytes (default 1048576): 413\n"
+            "      --max-request-line N  longest request line, in bytes (default 8192): 414\n"
+            "      --max-header-bytes N  largest header block, in bytes (default 16384): 431\n"
+            "      --max-headers N    most header fields (default and at most 100): 431\n"
             "      --header-timeout S a request's header must arrive within S s (default 10): 408\n"
             "      --keepalive-timeout S  close keep-alive connections idle for S s (default 15)\n"
             "      --access-log PATH  log every response in Common Log Format to PATH\n"
@@ -229,6 +232,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         OPT_KEEPALIVE_TIMEOUT,
         OPT_ACCESS_LOG,
         OPT_MAX_CONNS,
+        OPT_MAX_LINE,
+        OPT_MAX_HEADER_BYTES,
+        OPT_MAX_HEADERS,
         OPT_DRAIN,
         OPT_USER,
     };
@@ -251,6 +257,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
         {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
         {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+        {"max-request-line", required_argument, NULL, OPT_MAX_LINE},
+        {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER_BYTES},
+        {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
         {"drain-timeout", required_argument, NULL, OPT_DRAIN},
         {"user", required_argument, NULL, OPT_USER},
         {"help", no_argument, NULL, 'h'},
@@ -327,6 +336,18 @@ static void parse_args(int argc, char **argv, struct config *cfg)
             break;
         case OPT_ACCESS_LOG:
             cfg->access_log = optarg;
+            break;
+        case OPT_MAX_LINE:
+            cfg->http.http.limits.max_request_line =
+                parse_number("--max-request-line", optarg, 64, 1 << 20);
+            break;
+        case OPT_MAX_HEADER_BYTES:
+            cfg->http.http.limits.max_header_bytes =
+                parse_number("--max-header-bytes", optarg, 64, 1 << 20);
+            break;
+        case OPT_MAX_HEADERS:
+            cfg->http.http.limits.max_headers =
+                parse_number("--max-headers", optarg, 1, EDDY_HTTP_MAX_HEADERS);
             break;
         case OPT_MAX_CONNS:
             cfg->max_conns = parse_number("--max-connections", optarg, 0, 100000000);

@@ -32,6 +32,7 @@ VALUE_OPTIONS = {
     "--read-size", "--idle-timeout", "--backlog",
     "--body", "--content-type", "--root", "--max-body", "--header-timeout",
     "--keepalive-timeout", "--access-log", "--max-connections", "--drain-timeout", "--user",
+    "--max-request-line", "--max-header-bytes", "--max-headers",
 }
 
 # Seed 001's logging shape: asctime - name - thread - level - message.

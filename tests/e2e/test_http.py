@@ -732,3 +732,24 @@ def test_default_run_serves_http_on_8080(eddy):
         for _ in range(2):
             c.send(http_request("GET"))
             check_hello(c.response())
+
+
+# ---- the header limits from the command line -------------------------------------------
+
+
+def raw_status(srv, request):
+    with HttpConn(srv.addr("http")) as c:
+        c.send(request)
+        return c.response().status
+
+
+def test_header_limits_are_configurable(eddy):
+    srv = eddy("--max-request-line", "100", "--max-header-bytes", "300", "--max-headers", "3",
+               "http=127.0.0.1:0")
+    ok = http_request(headers=[("A", "1"), ("B", "2")])
+    assert raw_status(srv, ok) == 200
+    assert raw_status(srv, http_request(target="/" + "x" * 120)) == 414
+    many = http_request(headers=[("A", "1"), ("B", "2"), ("C", "3")])  # and Host: four
+    assert raw_status(srv, many) == 431
+    big = http_request(headers=[("A", "y" * 300)])
+    assert raw_status(srv, big) == 431

@@ -142,27 +142,71 @@ static bool line_end(const char **p)
     return false;
 }
 
-static int parse_target(const char *t, size_t n)
+/* The target's characters, and that every '%' starts an escape. Square
+ * brackets only within [from, to): the authority, where an IP literal
+ * lives. */
+static int check_target_chars(const char *t, size_t n, size_t from, size_t to)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
-        if (!is(c, C_TARGET))
+        if (!is(c, C_TARGET) && !((c == '[' || c == ']') && i >= from && i < to))
             return -400;
         if (c == '%' && (i + 2 >= n || !is((unsigned char)t[i + 1], C_HEX) ||
                          !is((unsigned char)t[i + 2], C_HEX)))
             return -400;
     }
-    /* origin-form, asterisk-form, or absolute/authority-form (which start
-     * with a scheme or a host: a letter or digit). */
-    if (t[0] == '/' || (n == 1 && t[0] == '*'))
-        return 0;
-    return is((unsigned char)t[0], C_TOKEN) && t[0] != '%' ? 0 : -400;
+    return 0;
 }
 
-static int parse_request_line(const char **pp, const char *end, const struct limits *lim,
-                              struct eddy_http_request *req)
+static bool method_is(const struct eddy_http_request *req, const char *m, size_t n)
 {
-    const char *p = *pp, *start = p;
+    return req->method_len == n && memcmp(req->method, m, n) == 0;
+}
+
+/* The four forms of RFC 9112 3.2, each only where it belongs: origin-form
+ * ("/path?query"), absolute-form ("scheme:..."), authority-form
+ * ("host:port", CONNECT only) and asterisk-form ("*", OPTIONS only). */
+static int parse_target(const struct eddy_http_request *req)
+{
+    const char *t = req->target;
+    size_t n = req->target_len;
+    if (t[0] == '/')
+        return check_target_chars(t, n, 0, 0);
+    if (n == 1 && t[0] == '*')
+        return method_is(req, "OPTIONS", 7) ? 0 : -400;
+    if (method_is(req, "CONNECT", 7)) {
+        const char *colon = memrchr(t, ':', n);
+        if (!colon || colon + 1 == t + n)
+            return -400;
+        for (const char *p = colon + 1; p < t + n; p++)
+            if (*p < '0' || *p > '9')
+                return -400;
+        for (size_t i = 0; i < n; i++)
+            if (!is((unsigned char)t[i], C_HOST))
+                return -400;
+        return 0;
+    }
+    /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ':' */
+    size_t i = 0;
+    while (i < n && (((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z') ||
+                     (i > 0 && ((t[i] >= '0' && t[i] <= '9') || t[i] == '+' || t[i] == '-' ||
+                                t[i] == '.'))))
+        i++;
+    if (i == 0 || i == n || t[i] != ':')
+        return -400;
+    size_t from = 0, to = 0;
+    if (n - i > 2 && t[i + 1] == '/' && t[i + 2] == '/') {
+        from = i + 3;
+        to = from;
+        while (to < n && t[to] != '/' && t[to] != '?')
+            to++;
+    }
+    return check_target_chars(t, n, from, to);
+}
+
+static int parse_request_line(const char **pp, const char *end, struct eddy_http_request *req)
+{
+    const char *p = *pp;
     req->method = p;
     while (p < end && is((unsigned char)*p, C_TOKEN))
         p++;
@@ -174,10 +218,8 @@ static int parse_request_line(const char **pp, const char *end, const struct lim
         p++;
     req->target_len = (size_t)(p - req->target);
     if (p == end || *p != ' ' || req->target_len == 0)
-        return (size_t)(p - start) >= lim->request_line ? -414 : -400;
-    if ((size_t)(p - start) >= lim->request_line)
-        return -414;
-    int err = parse_target(req->target, req->target_len);
+        return -400;
+    int err = parse_target(req);
     if (err)
         return err;
     p++;
@@ -188,8 +230,6 @@ static int parse_request_line(const char **pp, const char *end, const struct lim
     p += 8;
     if (!line_end(&p))
         return -400;
-    if ((size_t)(p - start) > lim->request_line)
-        return -414;
     if (major != 1 || minor > 1)
         return -505;
     req->version = 10 + minor;
@@ -277,7 +317,6 @@ static int parse_content_length(const struct eddy_http_header *h, struct eddy_ht
 static int parse_transfer_encoding(const struct eddy_http_header *h,
                                    struct eddy_http_request *req, bool *other)
 {
-    bool any = false;
     struct list_iter it = {h->value, h->value + h->value_len};
     const char *e;
     size_t n;
@@ -294,9 +333,10 @@ static int parse_transfer_encoding(const struct eddy_http_header *h,
             req->chunked = true;
         else
             *other = true;
-        any = true;
     }
-    return any ? 0 : -400;
+    /* A line with no coding is an empty list, which other lines may
+     * complete (RFC 9110 5.3); interpret() refuses a field with none at all. */
+    return 0;
 }
 
 static void parse_connection(const struct eddy_http_header *h, bool *close, bool *keep_alive)
@@ -323,7 +363,7 @@ static int check_host(const struct eddy_http_header *h)
 static int interpret(struct eddy_http_request *req, const struct limits *lim)
 {
     int hosts = 0;
-    bool close = false, keep_alive = false, other_coding = false;
+    bool close = false, keep_alive = false, other_coding = false, te_field = false;
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct eddy_http_header *h = &req->headers[i];
         int err = 0;
@@ -353,8 +393,10 @@ static int interpret(struct eddy_http_request *req, const struct limits *lim)
                 err = parse_content_length(h, req);
             break;
         case 17:
-            if (name_is(h, "transfer-encoding", 17))
+            if (name_is(h, "transfer-encoding", 17)) {
+                te_field = true;
                 err = parse_transfer_encoding(h, req, &other_coding);
+            }
             break;
         default:
             break;
@@ -363,6 +405,8 @@ static int interpret(struct eddy_http_request *req, const struct limits *lim)
             return err;
     }
     bool has_te = req->chunked || other_coding;
+    if (te_field && !has_te)
+        return -400; /* Transfer-Encoding with no coding at all */
     if (hosts > 1 || (req->version == 11 && hosts == 0))
         return -400;
     /* Both framings at once is how requests are smuggled past a proxy that
@@ -415,12 +459,18 @@ EDDY_API int eddy_http_parse_request(const char *buf, size_t len, size_t *scanne
             return -431;
         return 0;
     }
+    /* The same measures as while incomplete, so a request gets the same
+     * answer however its bytes were split: first the request line (its
+     * line end included), then the whole block. */
+    const char *nl = memchr(buf + skip, '\n', end - (size_t)skip);
+    if ((size_t)(nl - (buf + skip)) + 1 > lim.request_line)
+        return -414;
     if (end - (size_t)skip > lim.header_bytes)
         return -431;
 
     reset(req);
     const char *p = buf + skip, *stop = buf + end;
-    int err = parse_request_line(&p, stop, &lim, req);
+    int err = parse_request_line(&p, stop, req);
     if (err)
         return err;
     while (p < stop) {
@@ -454,12 +504,14 @@ EDDY_API const struct eddy_http_header *eddy_http_find_header(const struct eddy_
 
 enum {
     CH_SIZE = 0,   /* hex digits of a chunk size */
-    CH_EXT,        /* chunk extensions, up to CR */
+    CH_SIZE_END,   /* whitespace after the size, then ';' or CR */
+    CH_EXT,        /* chunk extensions after a ';', up to CR */
     CH_SIZE_LF,    /* the LF after the size line's CR */
     CH_DATA,
     CH_DATA_CR,    /* the CRLF after a chunk's data */
     CH_DATA_LF,
     CH_TRAILER,    /* start of a trailer line, or the final CRLF */
+    CH_TRAILER_NAME,
     CH_TRAILER_LINE,
     CH_TRAILER_LF,
     CH_END_LF,     /* the LF of the final CRLF */
@@ -485,11 +537,22 @@ EDDY_API int eddy_http_chunked_decode(struct eddy_http_chunked *d, char *buf, si
             }
             if (d->line == 0)
                 return -400;
-            d->state = CH_EXT;
+            d->state = CH_SIZE_END;
+            break;
+        case CH_SIZE_END:
+            /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ): after
+             * the size only whitespace, then ';' or the line's end. */
+            if (c == '\r')
+                d->state = CH_SIZE_LF;
+            else if ((c != ';' && c != ' ' && c != '\t') || ++d->line > MAX_CHUNK_LINE)
+                return -400;
+            else if (c == ';')
+                d->state = CH_EXT;
+            d->in++;
             break;
         case CH_EXT:
-            /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ): no
-             * meaning to eddy, but no CTLs (a bare LF ends here too). */
+            /* The extensions mean nothing to eddy: only no CTLs (a bare LF
+             * ends up here too) and a bounded length. */
             if (c == '\r') {
                 d->state = CH_SIZE_LF;
             } else if (!is(c, C_VALUE) || ++d->line > MAX_CHUNK_LINE) {
@@ -540,7 +603,17 @@ EDDY_API int eddy_http_chunked_decode(struct eddy_http_chunked *d, char *buf, si
             /* A trailer field: checked like a header line, then ignored. */
             if (!is(c, C_TOKEN))
                 return -400;
-            d->state = CH_TRAILER_LINE;
+            d->state = CH_TRAILER_NAME;
+            break;
+        case CH_TRAILER_NAME:
+            /* A token, then the colon at once: no whitespace before it. */
+            if (c == ':')
+                d->state = CH_TRAILER_LINE;
+            else if (!is(c, C_TOKEN))
+                return -400;
+            if (++d->trailers > MAX_TRAILER_BYTES)
+                return -413;
+            d->in++;
             break;
         case CH_TRAILER_LINE:
             if (c == '\r') {

@@ -1,14 +1,45 @@
 /* A contiguous byte buffer with a moving start: consuming from the front is
- * O(1), and the bytes are moved back only when room is needed at the end. */
+ * O(1), and the bytes are moved back only when room is needed at the end.
+ * Buffers of the standard block size come from and go back to a pool. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 
-#define BUF_MIN 4096
+static char *block_get(struct eddy__pool *pool)
+{
+    if (pool && pool->head) {
+        char *block = pool->head;
+        memcpy(&pool->head, block, sizeof pool->head);
+        pool->count--;
+        return block;
+    }
+    return malloc(EDDY__BLOCK);
+}
 
-int eddy__buf_reserve(struct eddy_buf *b, size_t want)
+static void block_put(struct eddy__pool *pool, char *data, size_t cap)
+{
+    if (pool && cap == EDDY__BLOCK && pool->count < pool->max) {
+        memcpy(data, &pool->head, sizeof pool->head);
+        pool->head = data;
+        pool->count++;
+        return;
+    }
+    free(data);
+}
+
+void eddy__pool_drain(struct eddy__pool *pool)
+{
+    while (pool->head) {
+        char *block = pool->head;
+        memcpy(&pool->head, block, sizeof pool->head);
+        free(block);
+    }
+    pool->count = 0;
+}
+
+int eddy__buf_reserve(struct eddy_buf *b, size_t want, struct eddy__pool *pool)
 {
     if (eddy__buf_room(b) >= want)
         return 0;
@@ -24,26 +55,27 @@ int eddy__buf_reserve(struct eddy_buf *b, size_t want)
         b->off = 0;
         return 0;
     }
-    size_t cap = b->cap ? b->cap : BUF_MIN;
+    size_t cap = b->cap ? b->cap * 2 : EDDY__BLOCK;
     while (cap < need)
         cap *= 2;
-    char *data = malloc(cap);
+    char *data = cap == EDDY__BLOCK ? block_get(pool) : malloc(cap);
     if (!data)
         return -ENOMEM;
     if (b->len)
         memcpy(data, eddy__buf_head(b), b->len);
-    free(b->data);
+    if (b->data)
+        block_put(pool, b->data, b->cap);
     b->data = data;
     b->cap = cap;
     b->off = 0;
     return 0;
 }
 
-int eddy__buf_append(struct eddy_buf *b, const void *p, size_t n)
+int eddy__buf_append(struct eddy_buf *b, const void *p, size_t n, struct eddy__pool *pool)
 {
     if (n == 0)
         return 0; /* an empty buffer has no data pointer to copy to */
-    int err = eddy__buf_reserve(b, n);
+    int err = eddy__buf_reserve(b, n, pool);
     if (err)
         return err;
     memcpy(eddy__buf_tail(b), p, n);
@@ -59,9 +91,10 @@ void eddy__buf_consume(struct eddy_buf *b, size_t n)
         b->off = 0;
 }
 
-void eddy__buf_free(struct eddy_buf *b)
+void eddy__buf_free(struct eddy_buf *b, struct eddy__pool *pool)
 {
-    free(b->data);
+    if (b->data)
+        block_put(pool, b->data, b->cap);
     b->data = NULL;
     b->off = b->len = b->cap = 0;
 }

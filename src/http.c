@@ -6,7 +6,8 @@
  * Every complete request in the read buffer is answered in order before the
  * read callback returns, so the responses to one read leave in one write
  * (pipelining). The parsed request lives in the server (one per loop), not
- * in the connection: an idle connection costs its struct and nothing else. */
+ * in the connection: an idle connection costs its struct (104 bytes) and
+ * nothing else. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,17 +19,16 @@
 
 enum phase { PHASE_IDLE = 0, PHASE_HEAD, PHASE_BODY };
 
+/* conn.data holds the chunked decoder of a body that did not arrive in one
+ * piece (NULL otherwise); the server is found from conn.opts. */
 struct eddy_http_conn {
     struct eddy_conn conn; /* first: the net layer hands us this pointer */
-    struct eddy_http_server *srv;
-    struct eddy_list link; /* in srv->conns */
-    struct eddy_http_chunked chunked;
-    size_t scanned;   /* header bytes already searched */
-    size_t head_len;  /* PHASE_BODY: length of the header block */
+    uint32_t mark;         /* IDLE, HEAD: header bytes already searched;
+                              BODY: length of the header block */
     uint8_t phase;
-    bool sent_continue;
-    bool close_after; /* the response in progress ends the connection */
-    bool is_head;     /* the request in progress is HEAD */
+    bool sent_continue : 1;
+    bool close_after : 1; /* the response in progress ends the connection */
+    bool is_head : 1;     /* the request in progress is HEAD */
 };
 
 #define DEFAULT_HEADER_TIMEOUT_MS 10000
@@ -44,6 +44,25 @@ static struct eddy_http_conn *hconn(struct eddy_conn *c)
     return (struct eddy_http_conn *)c;
 }
 
+static struct eddy_http_server *server_of(const struct eddy_http_conn *hc)
+{
+    return (struct eddy_http_server *)((char *)hc->conn.opts -
+                                       offsetof(struct eddy_http_server, conn_opts));
+}
+
+/* The chunked decoder's state outlives a read only when the body is still
+ * incomplete; until then it lives in the server, like the request. */
+static struct eddy_http_chunked *chunk_state(struct eddy_http_conn *hc)
+{
+    return hc->conn.data ? hc->conn.data : &server_of(hc)->chunk_state;
+}
+
+static void drop_chunk_state(struct eddy_http_conn *hc)
+{
+    free(hc->conn.data);
+    hc->conn.data = NULL;
+}
+
 /* The Date header changes once a second; format it then, not per request. */
 static const char *date_now(struct eddy_http_server *srv)
 {
@@ -57,8 +76,10 @@ static const char *date_now(struct eddy_http_server *srv)
 
 static void set_phase(struct eddy_http_conn *hc, enum phase phase)
 {
-    const struct eddy_http_opts *o = &hc->srv->opts;
+    const struct eddy_http_opts *o = &server_of(hc)->opts;
     hc->phase = (uint8_t)phase;
+    if (phase != PHASE_BODY)
+        drop_chunk_state(hc);
     uint64_t ms = phase == PHASE_HEAD   ? o->header_timeout_ms
                   : phase == PHASE_BODY ? o->body_timeout_ms
                                         : o->keepalive_timeout_ms;
@@ -72,31 +93,79 @@ static bool has_body(int status)
     return status >= 200 && status != 204 && status != 304;
 }
 
-/* Writes the status line and header block. Inside the read callback the
- * pieces are gathered in the output buffer and leave in one write. */
-static int write_head(struct eddy_http_conn *hc, int version, int status,
-                      const struct eddy_http_header *headers, size_t nheaders, uint64_t len)
+static char *put(char *p, const char *s, size_t n)
 {
-    struct eddy_http_server *srv = hc->srv;
-    char head[512];
-    int n = snprintf(head, sizeof head, "HTTP/1.%d %d %s\r\nServer: eddy\r\nDate: %s\r\n",
-                     version == 10 ? 0 : 1, status, eddy_http_reason(status), date_now(srv));
-    if (has_body(status))
-        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %llu\r\n",
-                      (unsigned long long)len);
-    if (hc->close_after)
-        n += snprintf(head + n, sizeof head - (size_t)n, "Connection: close\r\n");
-    else if (version == 10)
-        n += snprintf(head + n, sizeof head - (size_t)n, "Connection: keep-alive\r\n");
-    int err = eddy_conn_write(&hc->conn, head, (size_t)n);
-    for (size_t i = 0; !err && i < nheaders; i++) {
-        const struct eddy_http_header *h = &headers[i];
-        if (!(err = eddy_conn_write(&hc->conn, h->name, h->name_len)) &&
-            !(err = eddy_conn_write(&hc->conn, ": ", 2)) &&
-            !(err = eddy_conn_write(&hc->conn, h->value, h->value_len)))
-            err = eddy_conn_write(&hc->conn, "\r\n", 2);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = digits[--n];
+    return p;
+}
+
+/* Room for the fixed part of a head: status line, Server, Date,
+ * Content-Length and Connection. */
+#define HEAD_FIXED 256
+/* Responses up to this size are assembled on the stack and leave in one
+ * write, header block and body together. */
+#define ASSEMBLE_MAX 4096
+
+/* Writes the status line, the header block and, when given, the body.
+ * Formatting by hand instead of with printf() and handing the connection
+ * one piece matters: for a small response this is most of eddy's own work
+ * per request. */
+static int write_response(struct eddy_http_conn *hc, int version, int status,
+                          const struct eddy_http_header *headers, size_t nheaders, uint64_t len,
+                          const void *body, size_t body_len)
+{
+    size_t size = HEAD_FIXED + body_len;
+    for (size_t i = 0; i < nheaders; i++)
+        size += headers[i].name_len + headers[i].value_len + 4;
+    char stack[ASSEMBLE_MAX];
+    char *buf = size <= sizeof stack ? stack : malloc(size);
+    if (!buf) {
+        eddy_conn_close(&hc->conn, -ENOMEM);
+        return -ENOMEM;
     }
-    return err ? err : eddy_conn_write(&hc->conn, "\r\n", 2);
+    const char *reason = eddy_http_reason(status);
+    char *p = put(buf, version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ", 9);
+    p = put_u64(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put(p, reason, strlen(reason));
+    p = put(p, "\r\nServer: eddy\r\nDate: ", 22);
+    p = put(p, date_now(server_of(hc)), EDDY_HTTP_DATE_LEN);
+    p = put(p, "\r\n", 2);
+    if (has_body(status)) {
+        p = put(p, "Content-Length: ", 16);
+        p = put_u64(p, len);
+        p = put(p, "\r\n", 2);
+    }
+    if (hc->close_after)
+        p = put(p, "Connection: close\r\n", 19);
+    else if (version == 10)
+        p = put(p, "Connection: keep-alive\r\n", 24);
+    for (size_t i = 0; i < nheaders; i++) {
+        p = put(p, headers[i].name, headers[i].name_len);
+        p = put(p, ": ", 2);
+        p = put(p, headers[i].value, headers[i].value_len);
+        p = put(p, "\r\n", 2);
+    }
+    p = put(p, "\r\n", 2);
+    if (body_len)
+        p = put(p, body, body_len);
+    int err = eddy_conn_write(&hc->conn, buf, (size_t)(p - buf));
+    if (buf != stack)
+        free(buf);
+    return err;
 }
 
 static void finish_response(struct eddy_http_exchange *x, int status, uint64_t bytes)
@@ -113,9 +182,12 @@ EDDY_API int eddy_http_respond(struct eddy_http_exchange *x, int status,
     struct eddy_http_conn *hc = x->conn;
     if (x->responded)
         return -EALREADY;
-    bool send_body = has_body(status) && !hc->is_head;
-    int err = write_head(hc, x->req->version, status, headers, nheaders, len);
-    if (!err && send_body && len)
+    bool send_body = has_body(status) && !hc->is_head && len;
+    /* A large body is written on its own rather than copied. */
+    bool together = send_body && len <= ASSEMBLE_MAX / 2;
+    int err = write_response(hc, x->req->version, status, headers, nheaders, len, body,
+                             together ? len : 0);
+    if (!err && send_body && !together)
         err = eddy_conn_write(&hc->conn, body, len);
     finish_response(x, status, send_body ? len : 0);
     return err;
@@ -131,7 +203,7 @@ EDDY_API int eddy_http_respond_file(struct eddy_http_exchange *x, int status,
         return -EALREADY;
     }
     bool send_body = has_body(status) && !hc->is_head;
-    int err = write_head(hc, x->req->version, status, headers, nheaders, len);
+    int err = write_response(hc, x->req->version, status, headers, nheaders, len, NULL, 0);
     if (!err && send_body)
         err = eddy_conn_sendfile(&hc->conn, fd, offset, len);
     else
@@ -150,11 +222,10 @@ static void fail(struct eddy_http_conn *hc, int status)
     static const struct eddy_http_header type = {"Content-Type", "text/plain", 12, 10};
     hc->close_after = true;
     hc->is_head = false;
-    if (write_head(hc, 11, status, &type, 1, (uint64_t)n) == 0)
-        eddy_conn_write(&hc->conn, body, (size_t)n);
-    if (hc->srv->log) {
-        struct eddy_http_exchange x = {hc->srv, hc, NULL, false};
-        hc->srv->log(&x, status, (uint64_t)n);
+    write_response(hc, 11, status, &type, 1, (uint64_t)n, body, (size_t)n);
+    if (server_of(hc)->log) {
+        struct eddy_http_exchange x = {server_of(hc), hc, NULL, false};
+        server_of(hc)->log(&x, status, (uint64_t)n);
     }
     eddy_conn_shutdown(&hc->conn);
 }
@@ -163,7 +234,7 @@ static void fail(struct eddy_http_conn *hc, int status)
 
 static void dispatch(struct eddy_http_conn *hc, struct eddy_http_request *req)
 {
-    struct eddy_http_server *srv = hc->srv;
+    struct eddy_http_server *srv = server_of(hc);
     hc->close_after = !req->keep_alive || srv->draining;
     hc->is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     struct eddy_http_exchange x = {srv, hc, req, false};
@@ -179,28 +250,36 @@ static void dispatch(struct eddy_http_conn *hc, struct eddy_http_request *req)
 static long body_ready(struct eddy_http_conn *hc, struct eddy_http_request *req, char *p,
                        size_t n)
 {
-    struct eddy_http_server *srv = hc->srv;
-    size_t avail = n - hc->head_len;
-    char *body = p + hc->head_len;
+    struct eddy_http_server *srv = server_of(hc);
+    size_t avail = n - hc->mark;
+    char *body = p + hc->mark;
     if (req->chunked) {
-        int r = eddy_http_chunked_decode(&hc->chunked, body, avail, srv->opts.limits.max_body);
-        if (r <= 0)
+        struct eddy_http_chunked *ch = chunk_state(hc);
+        int r = eddy_http_chunked_decode(ch, body, avail, srv->opts.limits.max_body);
+        if (r < 0)
             return r;
+        if (r == 0) {
+            if (!hc->conn.data && !(hc->conn.data = malloc(sizeof *ch)))
+                return -503;
+            if (hc->conn.data != ch)
+                memcpy(hc->conn.data, ch, sizeof *ch);
+            return 0;
+        }
         req->body = body;
-        req->body_len = hc->chunked.out;
-        return (long)(hc->head_len + hc->chunked.in);
+        req->body_len = ch->out;
+        return (long)(hc->mark + ch->in);
     }
     if (avail < req->content_length)
         return 0;
     req->body = body;
     req->body_len = (size_t)req->content_length;
-    return (long)(hc->head_len + req->body_len);
+    return (long)(hc->mark + req->body_len);
 }
 
 static size_t on_read(struct eddy_conn *c, char *data, size_t len)
 {
     struct eddy_http_conn *hc = hconn(c);
-    struct eddy_http_server *srv = hc->srv;
+    struct eddy_http_server *srv = server_of(hc);
     struct eddy_http_request *req = &srv->req;
     size_t used = 0;
     bool parsed = false; /* srv->req holds this connection's current request */
@@ -208,7 +287,9 @@ static size_t on_read(struct eddy_conn *c, char *data, size_t len)
         char *p = data + used;
         size_t n = len - used;
         if (hc->phase != PHASE_BODY) {
-            int r = eddy_http_parse_request(p, n, &hc->scanned, &srv->opts.limits, req);
+            size_t scanned = hc->mark;
+            int r = eddy_http_parse_request(p, n, &scanned, &srv->opts.limits, req);
+            hc->mark = (uint32_t)scanned;
             if (r < 0) {
                 fail(hc, -r);
                 break;
@@ -222,16 +303,16 @@ static size_t on_read(struct eddy_conn *c, char *data, size_t len)
                     set_phase(hc, PHASE_HEAD);
                 break;
             }
-            hc->scanned = 0;
-            hc->head_len = (size_t)r;
+            hc->mark = (uint32_t)r;
             parsed = true;
             if (req->chunked || req->content_length) {
-                memset(&hc->chunked, 0, sizeof hc->chunked);
+                memset(&srv->chunk_state, 0, sizeof srv->chunk_state);
                 hc->sent_continue = false;
                 set_phase(hc, PHASE_BODY);
             } else {
                 dispatch(hc, req);
                 used += (size_t)r;
+                hc->mark = 0;
                 set_phase(hc, PHASE_IDLE);
                 continue;
             }
@@ -240,7 +321,7 @@ static size_t on_read(struct eddy_conn *c, char *data, size_t len)
             /* The header block was parsed in an earlier call, and srv->req
              * may have served other connections since: parse it again. */
             size_t again = 0;
-            eddy_http_parse_request(p, hc->head_len, &again, &srv->opts.limits, req);
+            eddy_http_parse_request(p, hc->mark, &again, &srv->opts.limits, req);
             parsed = true;
         }
         long total = body_ready(hc, req, p, n);
@@ -262,6 +343,7 @@ static size_t on_read(struct eddy_conn *c, char *data, size_t len)
         dispatch(hc, req);
         used += (size_t)total;
         parsed = false;
+        hc->mark = 0;
         set_phase(hc, PHASE_IDLE);
     }
     return used;
@@ -293,8 +375,8 @@ static void on_close(struct eddy_conn *c, int status)
 {
     (void)status;
     struct eddy_http_conn *hc = hconn(c);
-    eddy_list_remove(&hc->link);
-    hc->srv->nconns--;
+    server_of(hc)->nconns--;
+    drop_chunk_state(hc);
     free(hc);
 }
 
@@ -309,7 +391,6 @@ EDDY_API void eddy_http_server_init(struct eddy_http_server *srv, struct eddy_lo
                                     const struct eddy_http_opts *opts, eddy_http_handler handler)
 {
     memset(srv, 0, sizeof *srv);
-    eddy_list_init(&srv->conns);
     srv->loop = loop;
     srv->handler = handler;
     if (opts)
@@ -351,13 +432,11 @@ EDDY_API int eddy_http_server_accept(struct eddy_http_server *srv, int fd)
         close(fd);
         return -ENOMEM;
     }
-    hc->srv = srv;
     int err = eddy_conn_open(srv->loop, &hc->conn, fd, &srv->conn_opts, &srv->conn_cbs);
     if (err) {
         free(hc);
         return err;
     }
-    eddy_list_push(&srv->conns, &hc->link);
     srv->nconns++;
     /* A new connection has the header timeout to send its first request. */
     hc->phase = PHASE_IDLE;
@@ -380,27 +459,36 @@ EDDY_API int eddy_http_server_listen(struct eddy_http_server *srv, struct eddy_l
     return eddy_listener_open(srv->loop, l, addr, opts, on_listener_accept, NULL);
 }
 
+static void drain_one(struct eddy_conn *c, void *arg)
+{
+    struct eddy_http_conn *hc = hconn(c);
+    if (c->opts == arg && hc->phase == PHASE_IDLE && eddy_conn_pending(c) == 0)
+        eddy_conn_shutdown(c);
+}
+
 EDDY_API void eddy_http_server_drain(struct eddy_http_server *srv)
 {
     srv->draining = true;
-    struct eddy_list *pos;
-    eddy_list_for_each(pos, &srv->conns) {
-        struct eddy_http_conn *hc = eddy_list_entry(pos, struct eddy_http_conn, link);
-        if (hc->phase == PHASE_IDLE && eddy_conn_pending(&hc->conn) == 0)
-            eddy_conn_shutdown(&hc->conn);
+    eddy_conn_each(srv->loop, drain_one, &srv->conn_opts);
+}
+
+struct close_all {
+    const struct eddy_conn_opts *opts;
+    size_t closed;
+};
+
+static void close_one(struct eddy_conn *c, void *arg)
+{
+    struct close_all *ca = arg;
+    if (c->opts == ca->opts) {
+        eddy_conn_close(c, 0);
+        ca->closed++;
     }
 }
 
 EDDY_API size_t eddy_http_server_close_all(struct eddy_http_server *srv)
 {
-    size_t n = 0;
-    struct eddy_list *pos;
-    eddy_list_for_each(pos, &srv->conns) {
-        struct eddy_http_conn *hc = eddy_list_entry(pos, struct eddy_http_conn, link);
-        if (hc->conn.state != EDDY_CONN_CLOSED) {
-            eddy_conn_close(&hc->conn, 0);
-            n++;
-        }
-    }
-    return n;
+    struct close_all ca = {&srv->conn_opts, 0};
+    eddy_conn_each(srv->loop, close_one, &ca);
+    return ca.closed;
 }

@@ -53,6 +53,12 @@ struct eddy_loop {
 
     eddy_trace_cb trace;
     void *trace_arg;
+
+    struct {
+        const void *key;
+        void *value;
+        void (*release)(void *value);
+    } attached[4];
 };
 
 /* timer.c */

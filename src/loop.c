@@ -123,6 +123,9 @@ EDDY_API void eddy_loop_free(struct eddy_loop *loop)
     /* Closes requested last finish here, so their memory is released. */
     while (loop->defers.next != &loop->defers)
         run_defers(loop);
+    for (size_t i = 0; i < sizeof loop->attached / sizeof loop->attached[0]; i++)
+        if (loop->attached[i].key && loop->attached[i].release)
+            loop->attached[i].release(loop->attached[i].value);
     eddy__signal_cleanup(loop);
     eddy_io_stop(&loop->wake_io);
     close(loop->wakefd);
@@ -130,6 +133,32 @@ EDDY_API void eddy_loop_free(struct eddy_loop *loop)
     eddy__timer_free_heap(loop);
     free(loop->events);
     free(loop);
+}
+
+EDDY_API int eddy_loop_attach(struct eddy_loop *loop, const void *key, void *value,
+                              void (*release)(void *value))
+{
+    size_t n = sizeof loop->attached / sizeof loop->attached[0];
+    for (size_t i = 0; i < n; i++)
+        if (loop->attached[i].key == key)
+            return -EEXIST;
+    for (size_t i = 0; i < n; i++) {
+        if (!loop->attached[i].key) {
+            loop->attached[i].key = key;
+            loop->attached[i].value = value;
+            loop->attached[i].release = release;
+            return 0;
+        }
+    }
+    return -ENOSPC;
+}
+
+EDDY_API void *eddy_loop_attached(const struct eddy_loop *loop, const void *key)
+{
+    for (size_t i = 0; i < sizeof loop->attached / sizeof loop->attached[0]; i++)
+        if (loop->attached[i].key == key)
+            return loop->attached[i].value;
+    return NULL;
 }
 
 EDDY_API void eddy_loop_stop(struct eddy_loop *loop)

@@ -253,14 +253,17 @@ EDDY_API void eddy_listener_close(struct eddy_listener *l)
 /* ---- connections ------------------------------------------------------------ */
 
 enum {
-    F_IN_READ_CB = 1u << 0,  /* gathering output until on_read returns */
-    F_PAUSED = 1u << 1,      /* above the high watermark: not reading */
-    F_EOF = 1u << 2,         /* read() returned 0 */
-    F_REQUEUE = 1u << 3,     /* edge mode: read again without an event */
-    F_NOTIFY_DRAIN = 1u << 4,/* on_drain when output is empty */
-    F_HIGH = 1u << 5,        /* reached the high watermark since last drain */
-    F_REDELIVER = 1u << 6,   /* offer buffered input again (reading resumed) */
-    F_PEER_DONE = 1u << 7,   /* epoll reported RDHUP/HUP/ERR: EOF or an error is queued */
+    F_IN_READ_CB = 1u << 0,   /* gathering output until on_read returns */
+    F_PAUSED = 1u << 1,       /* above the high watermark: not reading */
+    F_EOF = 1u << 2,          /* read() returned 0 */
+    F_REQUEUE = 1u << 3,      /* edge mode: read again without an event */
+    F_NOTIFY_DRAIN = 1u << 4, /* on_drain when output is empty */
+    F_HIGH = 1u << 5,         /* reached the high watermark since last drain */
+    F_REDELIVER = 1u << 6,    /* offer buffered input again (reading resumed) */
+    F_PEER_DONE = 1u << 7,    /* epoll reported RDHUP/HUP/ERR: EOF or an error is queued */
+    F_DEADLINE = 1u << 8,     /* `deadline` is set */
+    F_QUEUED = 1u << 9,       /* `link` is in the work queue */
+    F_TIMED = 1u << 10,       /* `link` is in a wheel slot */
 };
 
 /* A file part queued for sendfile(), and the bytes written after it. */
@@ -272,11 +275,285 @@ struct eddy__file_seg {
     struct eddy_buf after;
 };
 
+/* What a connection holds only while data is in flight. */
+struct eddy__conn_bufs {
+    struct eddy_buf in;            /* unconsumed input */
+    struct eddy_buf out;           /* unsent output */
+    struct eddy__file_seg *files;  /* queued file parts, in order */
+    size_t file_bytes;             /* bytes queued behind `out` */
+};
+
 #define LINGER_DRAIN_MAX (64 * 1024)
+
+/* ---- per-loop connection state -----------------------------------------------
+ *
+ * Timeouts live in a timer wheel: slot k holds the connections due in tick
+ * k (mod SLOTS), and one loop timer is armed for the first tick that has
+ * any. Activity only stamps last_io; a connection whose slot comes up and
+ * that is not due yet is moved to its new slot then. So a busy connection
+ * costs no timer work per read, an idle one costs 16 bytes of list link,
+ * and a timeout later than one turn of the wheel takes a few more moves. */
+
+#define TICK_MS 32
+#define SLOTS 1024 /* one turn: 32.8 s */
+#define TIMEOUT_MAX_MS (UINT64_C(1) << 30)
+#define POOL_BLOCKS 64 /* free 16 KiB buffers kept per loop: 1 MiB */
+#define POOL_BUFS 256  /* free struct eddy__conn_bufs kept per loop */
+
+struct net {
+    struct eddy_loop *loop;
+    struct eddy_timer timer;      /* armed for tick armed_tick */
+    struct eddy_defer defer;      /* runs `queue` */
+    uint64_t tick;                /* slots up to this tick have been swept */
+    uint64_t armed_tick;
+    size_t timed;                 /* connections in the wheel */
+    struct eddy_list untimed;     /* open connections with nothing due */
+    struct eddy_list queue;       /* deferred work and closes, newest first */
+    struct eddy__pool blocks;
+    struct eddy__conn_bufs *spare; /* free ones, linked through in.data */
+    unsigned nspare;
+    struct eddy_list wheel[SLOTS];
+};
+
+static const char net_key;
+
+static struct net *net_of(const struct eddy_conn *c)
+{
+    return c->io.data;
+}
+
+/* Appends every link of `from` to `to`, leaving `from` empty. */
+static void move_all(struct eddy_list *from, struct eddy_list *to)
+{
+    if (eddy_list_empty(from))
+        return;
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    eddy_list_init(from);
+}
+
+static void net_release(void *p)
+{
+    struct net *net = p;
+    eddy_timer_stop(&net->timer);
+    eddy_defer_stop(&net->defer);
+    eddy__pool_drain(&net->blocks);
+    while (net->spare) {
+        struct eddy__conn_bufs *b = net->spare;
+        net->spare = (struct eddy__conn_bufs *)b->in.data;
+        free(b);
+    }
+    free(net);
+}
+
+static void on_wheel(struct eddy_timer *t);
+static void run_queue(struct eddy_defer *d);
+
+static struct net *net_get(struct eddy_loop *loop)
+{
+    struct net *net = eddy_loop_attached(loop, &net_key);
+    if (net)
+        return net;
+    net = malloc(sizeof *net);
+    if (!net)
+        return NULL;
+    net->loop = loop;
+    eddy_timer_init(loop, &net->timer);
+    net->timer.data = net;
+    eddy_defer_init(loop, &net->defer);
+    net->defer.data = net;
+    net->tick = eddy_loop_now(loop) / TICK_MS;
+    net->armed_tick = 0;
+    net->timed = 0;
+    eddy_list_init(&net->untimed);
+    eddy_list_init(&net->queue);
+    net->blocks = (struct eddy__pool){.max = POOL_BLOCKS};
+    net->spare = NULL;
+    net->nspare = 0;
+    for (size_t i = 0; i < SLOTS; i++)
+        eddy_list_init(&net->wheel[i]);
+    if (eddy_loop_attach(loop, &net_key, net, net_release) < 0) {
+        free(net);
+        return NULL;
+    }
+    return net;
+}
+
+static uint64_t idle_ms(const struct eddy_conn *c)
+{
+    return c->opts->idle_ms < TIMEOUT_MAX_MS ? c->opts->idle_ms : TIMEOUT_MAX_MS;
+}
+
+/* Times are kept as the low 32 bits of the loop's millisecond clock; every
+ * one of them is within 2^30 ms of now, so differences are exact. */
+static uint64_t since(uint64_t now, uint32_t then)
+{
+    return (uint32_t)((uint32_t)now - then);
+}
+
+static bool deadline_passed(const struct eddy_conn *c, uint64_t now)
+{
+    return (int32_t)(c->deadline - (uint32_t)now) <= 0;
+}
+
+static void touch(struct eddy_conn *c)
+{
+    c->last_io = (uint32_t)eddy_loop_now(c->io.loop);
+}
+
+/* When the connection's next timeout is due (ms), or UINT64_MAX. */
+static uint64_t due_of(const struct eddy_conn *c, uint64_t now)
+{
+    uint64_t due = UINT64_MAX;
+    if (idle_ms(c) && c->state != EDDY_CONN_LINGER)
+        due = now - since(now, c->last_io) + idle_ms(c);
+    if (c->flags & F_DEADLINE) {
+        int32_t left = (int32_t)(c->deadline - (uint32_t)now);
+        uint64_t d = left > 0 ? now + (uint64_t)left : now;
+        if (d < due)
+            due = d;
+    }
+    return due;
+}
+
+static int arm(struct net *net, uint64_t tick)
+{
+    if (eddy_timer_active(&net->timer) && net->armed_tick <= tick)
+        return 0;
+    uint64_t now = eddy_loop_now(net->loop);
+    uint64_t at = tick * TICK_MS;
+    net->armed_tick = tick;
+    return eddy_timer_start(&net->timer, on_wheel, at > now ? at - now : 0, 0);
+}
+
+/* Takes the connection out of its wheel slot or list (not out of the work
+ * queue: callers check F_QUEUED first). */
+static void unlink_conn(struct eddy_conn *c)
+{
+    if (c->flags & F_TIMED) {
+        net_of(c)->timed--;
+        c->flags &= ~F_TIMED;
+    }
+    eddy_list_remove(&c->link);
+}
+
+/* Stops the wheel's timer once no connection needs it, so that a loop
+ * without connections can end. */
+static void settle(struct net *net)
+{
+    if (net->timed == 0)
+        eddy_timer_stop(&net->timer);
+}
+
+/* Puts an unlinked connection in the slot of its next timeout. */
+static int place(struct eddy_conn *c)
+{
+    struct net *net = net_of(c);
+    uint64_t now = eddy_loop_now(net->loop);
+    uint64_t due = due_of(c, now);
+    if (due == UINT64_MAX) {
+        eddy_list_push(&net->untimed, &c->link);
+        return 0;
+    }
+    /* An empty wheel has nothing behind the current tick: catch up. */
+    if (net->timed == 0)
+        net->tick = now / TICK_MS;
+    uint64_t tick = (due + TICK_MS - 1) / TICK_MS;
+    if (tick <= net->tick)
+        tick = net->tick + 1;
+    if (tick >= net->tick + SLOTS)
+        tick = net->tick + SLOTS - 1; /* a later turn moves it on */
+    eddy_list_push(&net->wheel[tick % SLOTS], &c->link);
+    c->flags |= F_TIMED;
+    net->timed++;
+    return arm(net, tick);
+}
+
+/* The connection's timeouts changed: move it now if they moved earlier,
+ * since its slot may come up too late; work in the queue places it
+ * afterwards. */
+static void retime(struct eddy_conn *c)
+{
+    if (c->flags & F_QUEUED)
+        return;
+    unlink_conn(c);
+    int err = place(c);
+    if (err)
+        eddy_conn_close(c, err);
+    settle(net_of(c));
+}
+
+/* After work on an unlinked connection: back into the wheel, unless the
+ * work closed it, queued it again, or already placed it. */
+static void replace(struct eddy_conn *c)
+{
+    if (c->state == EDDY_CONN_CLOSED || (c->flags & F_QUEUED) || !eddy_list_empty(&c->link))
+        return;
+    int err = place(c);
+    if (err)
+        eddy_conn_close(c, err);
+}
+
+static void enqueue(struct eddy_conn *c)
+{
+    if (c->flags & F_QUEUED)
+        return;
+    struct net *net = net_of(c);
+    unlink_conn(c);
+    c->flags |= F_QUEUED;
+    eddy_list_push(&net->queue, &c->link);
+    eddy_defer_start(&net->defer, run_queue);
+}
+
+/* ---- buffers ------------------------------------------------------------------ */
+
+static struct eddy__conn_bufs *get_bufs(struct eddy_conn *c)
+{
+    if (c->bufs)
+        return c->bufs;
+    struct net *net = net_of(c);
+    struct eddy__conn_bufs *b = net->spare;
+    if (b) {
+        net->spare = (struct eddy__conn_bufs *)b->in.data;
+        net->nspare--;
+    } else if (!(b = malloc(sizeof *b))) {
+        return NULL;
+    }
+    *b = (struct eddy__conn_bufs){0};
+    c->bufs = b;
+    return b;
+}
+
+/* Gives empty buffers back to the pool, and the connection's buffer
+ * struct once nothing is left in it: an idle connection holds none. Never
+ * during on_read, which is looking at the input. */
+static void trim(struct eddy_conn *c)
+{
+    struct eddy__conn_bufs *b = c->bufs;
+    if (!b || (c->flags & F_IN_READ_CB))
+        return;
+    struct net *net = net_of(c);
+    if (b->in.len == 0)
+        eddy__buf_free(&b->in, &net->blocks);
+    if (b->out.len == 0)
+        eddy__buf_free(&b->out, &net->blocks);
+    if (b->in.data || b->out.data || b->files)
+        return;
+    c->bufs = NULL;
+    if (net->nspare < POOL_BUFS) {
+        b->in.data = (char *)net->spare;
+        net->spare = b;
+        net->nspare++;
+    } else {
+        free(b);
+    }
+}
 
 static size_t read_size(const struct eddy_conn *c)
 {
-    return c->opts->read_size ? c->opts->read_size : 16 * 1024;
+    return c->opts->read_size ? c->opts->read_size : EDDY__BLOCK;
 }
 
 static size_t max_input(const struct eddy_conn *c)
@@ -305,7 +582,12 @@ static unsigned read_budget(const struct eddy_conn *c)
 
 static size_t pending(const struct eddy_conn *c)
 {
-    return c->out.len + c->file_bytes;
+    return c->bufs ? c->bufs->out.len + c->bufs->file_bytes : 0;
+}
+
+static size_t input_len(const struct eddy_conn *c)
+{
+    return c->bufs ? c->bufs->in.len : 0;
 }
 
 /* Level mode asks epoll for exactly what the connection can use now; edge
@@ -328,22 +610,25 @@ static void update_interest(struct eddy_conn *c)
 
 static void free_files(struct eddy_conn *c)
 {
-    while (c->files) {
-        struct eddy__file_seg *seg = c->files;
-        c->files = seg->next;
+    struct eddy__conn_bufs *b = c->bufs;
+    while (b->files) {
+        struct eddy__file_seg *seg = b->files;
+        b->files = seg->next;
         close(seg->fd);
-        eddy__buf_free(&seg->after);
+        eddy__buf_free(&seg->after, &net_of(c)->blocks);
         free(seg);
     }
-    c->file_bytes = 0;
+    b->file_bytes = 0;
 }
 
-static void finish_close(struct eddy_defer *d)
+static void finish_close(struct eddy_conn *c)
 {
-    struct eddy_conn *c = container_of(d, struct eddy_conn, defer);
-    eddy__buf_free(&c->in);
-    eddy__buf_free(&c->out);
-    free_files(c);
+    if (c->bufs) {
+        free_files(c);
+        c->bufs->in.len = 0;
+        c->bufs->out.len = 0;
+        trim(c);
+    }
     c->cbs->on_close(c, c->status);
 }
 
@@ -352,16 +637,21 @@ EDDY_API void eddy_conn_close(struct eddy_conn *c, int status)
     if (c->state == EDDY_CONN_CLOSED)
         return;
     c->state = EDDY_CONN_CLOSED;
-    c->status = status;
+    c->status = (int16_t)status;
     eddy_io_close(&c->io);
-    eddy_timer_stop(&c->timer);
     /* The buffers may still be in use by the callback that called us, so
      * they are released with the rest, after this batch. */
-    eddy_defer_stop(&c->defer);
-    eddy_defer_start(&c->defer, finish_close);
+    enqueue(c);
+    settle(net_of(c));
 }
 
-static void schedule(struct eddy_conn *c, unsigned flag);
+static void schedule(struct eddy_conn *c, unsigned flag)
+{
+    if (c->state == EDDY_CONN_CLOSED)
+        return;
+    c->flags |= flag;
+    enqueue(c);
+}
 
 static void enter_linger(struct eddy_conn *c)
 {
@@ -371,12 +661,16 @@ static void enter_linger(struct eddy_conn *c)
         return;
     }
     c->state = EDDY_CONN_LINGER;
-    eddy__buf_free(&c->in);
-    uint64_t ms = c->opts->linger_ms ? c->opts->linger_ms : 2000;
-    if (eddy_timer_start(&c->timer, c->timer.cb, ms, 0) < 0) {
-        eddy_conn_close(c, 0);
-        return;
+    if (c->bufs) {
+        c->bufs->in.len = 0;
+        trim(c);
     }
+    uint64_t ms = c->opts->linger_ms ? c->opts->linger_ms : 2000;
+    c->deadline = (uint32_t)(eddy_loop_now(c->io.loop) + (ms < TIMEOUT_MAX_MS ? ms : TIMEOUT_MAX_MS));
+    c->flags |= F_DEADLINE;
+    retime(c);
+    if (c->state == EDDY_CONN_CLOSED)
+        return;
     update_interest(c);
     if (c->opts->edge)
         schedule(c, F_REQUEUE);
@@ -386,14 +680,15 @@ static void enter_linger(struct eddy_conn *c)
  * after it become the head of the output), 0 on EAGAIN, -errno on error. */
 static int send_file_part(struct eddy_conn *c)
 {
-    struct eddy__file_seg *seg = c->files;
+    struct eddy__conn_bufs *b = c->bufs;
+    struct eddy__file_seg *seg = b->files;
     while (seg->len) {
         size_t chunk = seg->len < (1u << 30) ? (size_t)seg->len : (1u << 30);
         ssize_t n = sendfile(c->io.fd, seg->fd, &seg->off, chunk);
         if (n > 0) {
             seg->len -= (uint64_t)n;
-            c->file_bytes -= (size_t)n;
-            c->last_io_ms = eddy_loop_now(c->loop);
+            b->file_bytes -= (size_t)n;
+            touch(c);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -402,11 +697,11 @@ static int send_file_part(struct eddy_conn *c)
             return 0;
         return n == 0 ? -EIO : -errno;
     }
-    c->files = seg->next;
+    b->files = seg->next;
     close(seg->fd);
-    c->file_bytes -= seg->after.len;
-    eddy__buf_free(&c->out);
-    c->out = seg->after;
+    b->file_bytes -= seg->after.len;
+    eddy__buf_free(&b->out, &net_of(c)->blocks);
+    b->out = seg->after;
     free(seg);
     return 1;
 }
@@ -414,12 +709,13 @@ static int send_file_part(struct eddy_conn *c)
 /* Sends queued output. Returns false when the connection got closed. */
 static bool flush(struct eddy_conn *c)
 {
-    for (;;) {
-        if (c->out.len) {
-            ssize_t n = send(c->io.fd, eddy__buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+    struct eddy__conn_bufs *b = c->bufs;
+    while (b) {
+        if (b->out.len) {
+            ssize_t n = send(c->io.fd, eddy__buf_head(&b->out), b->out.len, MSG_NOSIGNAL);
             if (n > 0) {
-                eddy__buf_consume(&c->out, (size_t)n);
-                c->last_io_ms = eddy_loop_now(c->loop);
+                eddy__buf_consume(&b->out, (size_t)n);
+                touch(c);
                 continue;
             }
             if (n < 0 && errno == EINTR)
@@ -429,7 +725,7 @@ static bool flush(struct eddy_conn *c)
             eddy_conn_close(c, n < 0 ? -errno : -EPIPE);
             return false;
         }
-        if (!c->files)
+        if (!b->files)
             break;
         int rc = send_file_part(c);
         if (rc == 0)
@@ -439,12 +735,11 @@ static bool flush(struct eddy_conn *c)
             return false;
         }
     }
-    if (c->out.len == 0)
-        eddy__buf_free(&c->out);
+    trim(c);
     if (pending(c) <= low_water(c)) {
         if (c->flags & F_PAUSED) {
             c->flags &= ~F_PAUSED;
-            if (c->in.len)
+            if (input_len(c))
                 schedule(c, F_REDELIVER);
             if (c->opts->edge)
                 schedule(c, F_REQUEUE);
@@ -469,17 +764,14 @@ static bool flush(struct eddy_conn *c)
 /* Offers the buffered input to on_read, then sends what it wrote. */
 static void deliver(struct eddy_conn *c)
 {
+    struct eddy_buf *in = &c->bufs->in;
     c->flags |= F_IN_READ_CB;
-    size_t used = c->cbs->on_read(c, eddy__buf_head(&c->in), c->in.len);
+    size_t used = c->cbs->on_read(c, eddy__buf_head(in), in->len);
     c->flags &= ~F_IN_READ_CB;
     if (c->state == EDDY_CONN_CLOSED)
         return;
-    if (c->state == EDDY_CONN_OPEN) {
-        eddy__buf_consume(&c->in, used < c->in.len ? used : c->in.len);
-        /* An idle connection keeps no input buffer. */
-        if (c->in.len == 0)
-            eddy__buf_free(&c->in);
-    }
+    if (c->state == EDDY_CONN_OPEN)
+        eddy__buf_consume(in, used < in->len ? used : in->len);
     flush(c);
 }
 
@@ -531,22 +823,23 @@ static void do_read(struct eddy_conn *c)
     for (unsigned i = 0; i < budget; i++) {
         if (c->state != EDDY_CONN_OPEN || (c->flags & (F_PAUSED | F_EOF)))
             return;
-        size_t room = max_input(c) - c->in.len;
+        size_t room = max_input(c) - input_len(c);
         if (room == 0) {
             /* The reader kept max_input bytes without consuming any. */
             eddy_conn_close(c, -ENOBUFS);
             return;
         }
         size_t want = read_size(c) < room ? read_size(c) : room;
-        int err = eddy__buf_reserve(&c->in, want);
+        struct eddy__conn_bufs *b = get_bufs(c);
+        int err = b ? eddy__buf_reserve(&b->in, want, &net_of(c)->blocks) : -ENOMEM;
         if (err) {
             eddy_conn_close(c, err);
             return;
         }
-        ssize_t n = read(c->io.fd, eddy__buf_tail(&c->in), want);
+        ssize_t n = read(c->io.fd, eddy__buf_tail(&b->in), want);
         if (n > 0) {
-            c->in.len += (size_t)n;
-            c->last_io_ms = eddy_loop_now(c->loop);
+            b->in.len += (size_t)n;
+            touch(c);
             deliver(c);
             /* A short read emptied the socket, so a new edge will come for
              * new bytes; but not for an EOF or error that is already
@@ -555,9 +848,8 @@ static void do_read(struct eddy_conn *c)
                 return;
             continue;
         }
+        trim(c);
         if (n == 0) {
-            if (c->in.len == 0)
-                eddy__buf_free(&c->in);
             on_eof(c);
             return;
         }
@@ -565,8 +857,6 @@ static void do_read(struct eddy_conn *c)
             i--;
             continue;
         }
-        if (c->in.len == 0)
-            eddy__buf_free(&c->in);
         if (errno != EAGAIN)
             eddy_conn_close(c, -errno);
         return;
@@ -577,12 +867,11 @@ static void do_read(struct eddy_conn *c)
         schedule(c, F_REQUEUE);
 }
 
-static void on_deferred(struct eddy_defer *d)
+static void deferred_work(struct eddy_conn *c)
 {
-    struct eddy_conn *c = container_of(d, struct eddy_conn, defer);
     if (c->flags & F_REDELIVER) {
         c->flags &= ~F_REDELIVER;
-        if (c->state == EDDY_CONN_OPEN && c->in.len && !(c->flags & F_PAUSED))
+        if (c->state == EDDY_CONN_OPEN && input_len(c) && !(c->flags & F_PAUSED))
             deliver(c);
     }
     if (c->state != EDDY_CONN_CLOSED && (c->flags & F_REQUEUE)) {
@@ -596,14 +885,26 @@ static void on_deferred(struct eddy_defer *d)
     }
 }
 
-/* Queues deferred work for an open connection. A closed one's defer is
- * taken by finish_close, which must not be replaced. */
-static void schedule(struct eddy_conn *c, unsigned flag)
+/* Runs the work queued so far, oldest first; work queued meanwhile waits
+ * for the next round, as the loop's own deferred work does. */
+static void run_queue(struct eddy_defer *d)
 {
-    if (c->state == EDDY_CONN_CLOSED)
-        return;
-    c->flags |= flag;
-    eddy_defer_start(&c->defer, on_deferred);
+    struct net *net = d->data;
+    struct eddy_list batch;
+    eddy_list_init(&batch);
+    move_all(&net->queue, &batch);
+    while (!eddy_list_empty(&batch)) {
+        struct eddy_conn *c = eddy_list_entry(batch.prev, struct eddy_conn, link);
+        eddy_list_remove(&c->link);
+        c->flags &= ~F_QUEUED;
+        if (c->state == EDDY_CONN_CLOSED) {
+            finish_close(c);
+            continue;
+        }
+        deferred_work(c);
+        replace(c);
+    }
+    settle(net);
 }
 
 static void on_conn_io(struct eddy_io *io, unsigned events)
@@ -617,39 +918,16 @@ static void on_conn_io(struct eddy_io *io, unsigned events)
         do_read(c);
 }
 
-/* The one timer serves both the idle timeout and the deadline. Activity
- * only stamps last_io_ms and setting a later deadline changes a field: the
- * timer is moved lazily, when it fires early, so busy connections do not
- * touch the timer heap on every read. */
-static void arm_timer(struct eddy_conn *c)
-{
-    uint64_t due = UINT64_MAX;
-    if (c->opts->idle_ms)
-        due = c->last_io_ms + c->opts->idle_ms;
-    if (c->deadline_ms && c->deadline_ms < due)
-        due = c->deadline_ms;
-    if (due == UINT64_MAX) {
-        eddy_timer_stop(&c->timer);
-        return;
-    }
-    if (eddy_timer_active(&c->timer) && c->timer_due_ms <= due)
-        return;
-    uint64_t now = eddy_loop_now(c->loop);
-    c->timer_due_ms = due;
-    if (eddy_timer_start(&c->timer, c->timer.cb, due > now ? due - now : 0, 0) < 0)
-        eddy_conn_close(c, -ENOMEM);
-}
+/* ---- timeouts ----------------------------------------------------------------- */
 
-static void on_conn_timer(struct eddy_timer *t)
+static void expire(struct eddy_conn *c, uint64_t now)
 {
-    struct eddy_conn *c = container_of(t, struct eddy_conn, timer);
     if (c->state == EDDY_CONN_LINGER) {
         eddy_conn_close(c, 0);
         return;
     }
-    uint64_t now = eddy_loop_now(c->loop);
-    if (c->deadline_ms && now >= c->deadline_ms) {
-        c->deadline_ms = 0;
+    if ((c->flags & F_DEADLINE) && deadline_passed(c, now)) {
+        c->flags &= ~F_DEADLINE;
         if (!c->cbs->on_timeout) {
             eddy_conn_close(c, -ETIMEDOUT);
             return;
@@ -658,46 +936,78 @@ static void on_conn_timer(struct eddy_timer *t)
         if (c->state == EDDY_CONN_CLOSED || c->state == EDDY_CONN_LINGER)
             return;
     }
-    if (c->opts->idle_ms && now - c->last_io_ms >= c->opts->idle_ms) {
+    if (idle_ms(c) && since(now, c->last_io) >= idle_ms(c))
         eddy_conn_close(c, -ETIMEDOUT);
-        return;
+}
+
+static void on_wheel(struct eddy_timer *t)
+{
+    struct net *net = t->data;
+    uint64_t now = eddy_loop_now(net->loop);
+    uint64_t target = now / TICK_MS;
+    uint64_t from = net->tick + 1;
+    if (target >= from + SLOTS)
+        from = target - SLOTS + 1;
+    net->tick = target;
+    struct eddy_list due;
+    eddy_list_init(&due);
+    for (uint64_t k = from; k <= target; k++)
+        move_all(&net->wheel[k % SLOTS], &due);
+    while (!eddy_list_empty(&due)) {
+        struct eddy_conn *c = eddy_list_entry(due.prev, struct eddy_conn, link);
+        unlink_conn(c);
+        if (due_of(c, now) <= now)
+            expire(c, now);
+        replace(c);
     }
-    arm_timer(c);
+    for (uint64_t k = target + 1; net->timed && k < target + SLOTS; k++) {
+        if (!eddy_list_empty(&net->wheel[k % SLOTS])) {
+            (void)arm(net, k);
+            break;
+        }
+    }
+    settle(net);
 }
 
 EDDY_API int eddy_conn_set_timeout(struct eddy_conn *c, uint64_t ms)
 {
     if (c->state == EDDY_CONN_CLOSED || c->state == EDDY_CONN_LINGER)
         return 0;
-    c->deadline_ms = ms ? eddy_loop_now(c->loop) + ms : 0;
-    arm_timer(c);
+    if (ms) {
+        c->deadline = (uint32_t)(eddy_loop_now(c->io.loop) + (ms < TIMEOUT_MAX_MS ? ms : TIMEOUT_MAX_MS));
+        c->flags |= F_DEADLINE;
+    } else {
+        c->flags &= ~F_DEADLINE;
+    }
+    retime(c);
     return c->state == EDDY_CONN_CLOSED ? -ENOMEM : 0;
 }
+
+/* ---- the public connection API ------------------------------------------------ */
 
 EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
                             const struct eddy_conn_opts *opts, const struct eddy_conn_cbs *cbs)
 {
-    c->loop = loop;
+    struct net *net = net_get(loop);
     c->cbs = cbs;
     c->opts = opts;
     c->state = EDDY_CONN_OPEN;
     c->status = 0;
     c->flags = 0;
-    c->in = (struct eddy_buf){0};
-    c->out = (struct eddy_buf){0};
-    c->files = NULL;
-    c->file_bytes = 0;
-    c->deadline_ms = 0;
-    c->last_io_ms = eddy_loop_now(loop);
+    c->bufs = NULL;
+    c->deadline = 0;
     eddy_io_init(loop, &c->io, fd, on_conn_io);
-    eddy_timer_init(loop, &c->timer);
-    c->timer.cb = on_conn_timer;
-    eddy_defer_init(loop, &c->defer);
-    unsigned events = opts->edge ? EDDY_READ | EDDY_WRITE | EDDY_EDGE : EDDY_READ;
-    int err = eddy_io_start(&c->io, events);
-    if (!err && opts->idle_ms) {
-        c->timer_due_ms = c->last_io_ms + opts->idle_ms;
-        err = eddy_timer_start(&c->timer, on_conn_timer, opts->idle_ms, 0);
+    c->io.data = net;
+    eddy_list_init(&c->link);
+    touch(c);
+    int err = -ENOMEM;
+    if (net) {
+        unsigned events = opts->edge ? EDDY_READ | EDDY_WRITE | EDDY_EDGE : EDDY_READ;
+        err = eddy_io_start(&c->io, events);
+        if (!err && (err = place(c)) < 0) {
+            unlink_conn(c);
+            settle(net);
+        }
     }
     if (err) {
         eddy_io_stop(&c->io);
@@ -709,9 +1019,39 @@ EDDY_API int eddy_conn_open(struct eddy_loop *loop, struct eddy_conn *c, int fd,
     return 0;
 }
 
+EDDY_API struct eddy_loop *eddy_conn_loop(const struct eddy_conn *c)
+{
+    return c->io.loop;
+}
+
+EDDY_API void eddy_conn_each(struct eddy_loop *loop, void (*fn)(struct eddy_conn *c, void *arg),
+                             void *arg)
+{
+    struct net *net = eddy_loop_attached(loop, &net_key);
+    if (!net)
+        return;
+    struct eddy_list todo;
+    eddy_list_init(&todo);
+    move_all(&net->untimed, &todo);
+    for (size_t i = 0; i < SLOTS; i++)
+        move_all(&net->wheel[i], &todo);
+    /* Each connection goes back to its slot before fn sees it, so a
+     * connection that fn closes or shuts down leaves `todo` for good. */
+    while (!eddy_list_empty(&todo)) {
+        struct eddy_conn *c = eddy_list_entry(todo.prev, struct eddy_conn, link);
+        unlink_conn(c);
+        int err = place(c);
+        if (err)
+            eddy_conn_close(c, err);
+        else
+            fn(c, arg);
+    }
+    settle(net);
+}
+
 static struct eddy__file_seg *last_file(const struct eddy_conn *c)
 {
-    struct eddy__file_seg *seg = c->files;
+    struct eddy__file_seg *seg = c->bufs ? c->bufs->files : NULL;
     while (seg && seg->next)
         seg = seg->next;
     return seg;
@@ -728,14 +1068,18 @@ static void queued(struct eddy_conn *c)
 
 static int queue_bytes(struct eddy_conn *c, const char *p, size_t len)
 {
-    struct eddy__file_seg *seg = last_file(c);
-    int err = eddy__buf_append(seg ? &seg->after : &c->out, p, len);
+    struct eddy__conn_bufs *b = get_bufs(c);
+    int err = -ENOMEM;
+    if (b) {
+        struct eddy__file_seg *seg = last_file(c);
+        err = eddy__buf_append(seg ? &seg->after : &b->out, p, len, &net_of(c)->blocks);
+        if (!err && seg)
+            b->file_bytes += len;
+    }
     if (err) {
         eddy_conn_close(c, err);
         return err;
     }
-    if (seg)
-        c->file_bytes += len;
     queued(c);
     return 0;
 }
@@ -750,7 +1094,8 @@ EDDY_API int eddy_conn_sendfile(struct eddy_conn *c, int fd, uint64_t offset, ui
         close(fd);
         return 0;
     }
-    struct eddy__file_seg *seg = calloc(1, sizeof *seg);
+    struct eddy__conn_bufs *b = get_bufs(c);
+    struct eddy__file_seg *seg = b ? calloc(1, sizeof *seg) : NULL;
     if (!seg) {
         close(fd);
         eddy_conn_close(c, -ENOMEM);
@@ -763,8 +1108,8 @@ EDDY_API int eddy_conn_sendfile(struct eddy_conn *c, int fd, uint64_t offset, ui
     if (tail)
         tail->next = seg;
     else
-        c->files = seg;
-    c->file_bytes += len;
+        b->files = seg;
+    b->file_bytes += len;
     queued(c);
     /* Outside a read callback, start sending at once, as a write would. */
     if (!(c->flags & F_IN_READ_CB))
@@ -786,7 +1131,7 @@ EDDY_API int eddy_conn_write(struct eddy_conn *c, const void *buf, size_t len)
             if (n >= 0) {
                 p += n;
                 len -= (size_t)n;
-                c->last_io_ms = eddy_loop_now(c->loop);
+                touch(c);
                 if (len == 0)
                     return 0;
                 continue;
@@ -827,8 +1172,10 @@ EDDY_API void eddy_conn_shutdown(struct eddy_conn *c)
     if (c->state != EDDY_CONN_OPEN)
         return;
     c->state = EDDY_CONN_SHUTDOWN;
-    c->in.len = 0;
-    c->in.off = 0;
+    if (c->bufs) {
+        c->bufs->in.len = 0;
+        c->bufs->in.off = 0;
+    }
     /* Inside on_read, deliver() flushes when the callback returns. */
     if (!(c->flags & F_IN_READ_CB))
         flush(c);

@@ -153,7 +153,7 @@ struct eddy_http_server {
     struct eddy_conn_opts conn_opts; /* private */
     struct eddy_conn_cbs conn_cbs;   /* private */
     struct eddy_http_request req;  /* private: one parse at a time per loop */
-    struct eddy_list conns;        /* private: live connections */
+    struct eddy_http_chunked chunk_state; /* private: the body being read */
     size_t nconns;                 /* read-only */
     bool draining;                 /* private */
     uint64_t date_sec;             /* private: cached Date header */
@@ -197,8 +197,11 @@ EDDY_API int eddy_http_respond_file(struct eddy_http_exchange *x, int status,
 /* Formats the client's address ("1.2.3.4:5678") for logs. Returns buf. */
 EDDY_API char *eddy_http_peer(const struct eddy_http_exchange *x, char *buf, size_t size);
 
+/* The length of an IMF-fixdate. */
+#define EDDY_HTTP_DATE_LEN 29
+
 /* Writes an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") for t into buf
- * (at least 30 bytes). Returns the length. */
+ * (at least EDDY_HTTP_DATE_LEN + 1 bytes). Returns EDDY_HTTP_DATE_LEN. */
 EDDY_API size_t eddy_http_date(int64_t t, char *buf);
 
 /* Parses an IMF-fixdate; returns 0 and sets *t, or -EINVAL. */

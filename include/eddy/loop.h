@@ -91,11 +91,26 @@ EDDY_API int eddy_loop_run(struct eddy_loop *loop, enum eddy_run_mode mode);
 EDDY_API void eddy_loop_stop(struct eddy_loop *loop);
 
 /* The loop's cached monotonic clock in milliseconds, updated once per
- * iteration (after each epoll_wait). Cheap; use it for timestamps. */
+ * iteration (after each epoll_wait). Cheap; use it for timestamps. Timers
+ * count from it too: a loop that was created well before it first runs
+ * (on another thread, say) should call eddy_loop_update_time() before
+ * starting timers, or they fire early by the gap. */
 EDDY_API uint64_t eddy_loop_now(const struct eddy_loop *loop);
 
 /* Refreshes the cached clock now (useful after long computations). */
 EDDY_API void eddy_loop_update_time(struct eddy_loop *loop);
+
+/* Per-loop state of a layer built on the loop. The net layer keeps its
+ * connection timer wheel, work queue and buffer pools here, so that a
+ * connection does not have to carry them. `key` is any address the layer
+ * owns; `release` (may be NULL) runs in eddy_loop_free(), after the last
+ * deferred work. At most 4 keys per loop. Returns 0, -EEXIST (the key is
+ * taken) or -ENOSPC. */
+EDDY_API int eddy_loop_attach(struct eddy_loop *loop, const void *key, void *value,
+                              void (*release)(void *value));
+
+/* The value attached under key, or NULL. */
+EDDY_API void *eddy_loop_attached(const struct eddy_loop *loop, const void *key);
 
 /* A trace hook, called for every epoll event the loop receives, before it is
  * dispatched, with the fd and the raw epoll event mask. Programs use it to
@@ -116,8 +131,8 @@ struct eddy_io {
     struct eddy_loop *loop;  /* read-only */
     eddy_io_cb cb;           /* read-only */
     int fd;                  /* read-only */
-    unsigned interest;       /* read-only: EDDY_READ|EDDY_WRITE|EDDY_EDGE */
-    unsigned registered;     /* private: what epoll currently has */
+    uint8_t interest;        /* read-only: EDDY_READ|EDDY_WRITE|EDDY_EDGE */
+    uint8_t registered;      /* private: what epoll currently has */
 };
 
 /* Prepares a watcher for fd. Does not touch epoll; never fails. */

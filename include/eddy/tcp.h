@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "eddy/list.h"
 #include "eddy/loop.h"
 
 #ifdef __cplusplus
@@ -136,6 +137,8 @@ struct eddy_conn_opts {
     size_t low_water;      /* resume reading at or below this; 0: high_water / 4 */
     uint64_t idle_ms;      /* close after this long without any I/O; 0: never */
     uint64_t linger_ms;    /* how long eddy_conn_shutdown() drains input; 0: 2000 */
+    /* Timeouts are kept to a 32 ms tick (one fires at most that late) and
+     * are capped at 2^30 ms (about 12 days). */
 };
 
 /* The callbacks. on_read and on_close are required. */
@@ -173,26 +176,26 @@ enum eddy_conn_state {
     EDDY_CONN_CLOSED = 3,   /* fd closed; on_close pending or done */
 };
 
-struct eddy__file_seg;
+struct eddy__conn_bufs;
 
+/* A connection is kept small, because a server holds one per client and
+ * most of them are idle: 96 bytes on x86-64. Its buffers come from a
+ * per-loop pool while data is in flight and go back when they are empty,
+ * its timeouts live in a per-loop timer wheel, and its deferred work in a
+ * per-loop queue; so an idle connection holds this struct and nothing
+ * else. */
 struct eddy_conn {
-    void *data;                       /* for the caller */
-    struct eddy_loop *loop;           /* read-only */
-    const struct eddy_conn_cbs *cbs;  /* read-only */
-    const struct eddy_conn_opts *opts;/* read-only; must outlive the connection */
-    enum eddy_conn_state state;       /* read-only */
-    int status;                       /* private: status for on_close */
-    unsigned flags;                   /* private */
-    struct eddy_io io;                /* private */
-    struct eddy_timer timer;          /* private: idle and linger deadline */
-    struct eddy_defer defer;          /* private: edge re-queue, deferred close */
-    uint64_t last_io_ms;              /* private */
-    uint64_t deadline_ms;             /* private: eddy_conn_set_timeout(); 0: none */
-    uint64_t timer_due_ms;            /* private: when the timer fires */
-    struct eddy_buf in;               /* private: unconsumed input */
-    struct eddy_buf out;              /* private: unsent output */
-    struct eddy__file_seg *files;     /* private: queued file parts, in order */
-    size_t file_bytes;                /* private: bytes queued behind `out` */
+    struct eddy_io io;                 /* private (io.data: the loop's connection state) */
+    void *data;                        /* for the caller */
+    const struct eddy_conn_cbs *cbs;   /* read-only */
+    const struct eddy_conn_opts *opts; /* read-only; must outlive the connection */
+    struct eddy_list link;             /* private: timer wheel slot or work queue */
+    uint32_t last_io;                  /* private: loop clock (ms, wrapping) */
+    uint32_t deadline;                 /* private: eddy_conn_set_timeout(), if F_DEADLINE */
+    uint8_t state;                     /* read-only: enum eddy_conn_state */
+    uint16_t flags;                    /* private */
+    int16_t status;                    /* private: status for on_close */
+    struct eddy__conn_bufs *bufs;      /* private: NULL while nothing is buffered */
 };
 
 /* Takes ownership of a connected, non-blocking fd and starts reading.
@@ -250,6 +253,17 @@ EDDY_API void eddy_conn_shutdown(struct eddy_conn *c);
  * to on_close, which runs after the current batch. Idempotent: the first
  * status wins. */
 EDDY_API void eddy_conn_close(struct eddy_conn *c, int status);
+
+/* The loop the connection runs on. */
+EDDY_API struct eddy_loop *eddy_conn_loop(const struct eddy_conn *c);
+
+/* Calls fn once for each connection of the loop that is open (not CLOSED)
+ * when the call begins, unless an earlier call closed or shut it down; fn
+ * may close or shut down any connection. For shutting a server down: the
+ * net layer keeps no per-server list, so that a connection costs no more
+ * than its struct. */
+EDDY_API void eddy_conn_each(struct eddy_loop *loop, void (*fn)(struct eddy_conn *c, void *arg),
+                             void *arg);
 
 /* The connection's fd (-1 once closed). For getsockopt, getpeername, ... */
 EDDY_API int eddy_conn_fd(const struct eddy_conn *c);

@@ -1024,3 +1024,28 @@ Test(loop, strerror)
     cr_assert_not_null(unknown);
     cr_assert_gt(strlen(unknown), 0);
 }
+
+static int released;
+
+static void release_cb(void *value)
+{
+    cr_assert_eq(value, &released);
+    released++;
+}
+
+Test(loop, attach_keeps_one_value_per_key_and_releases_it_at_free)
+{
+    struct eddy_loop *l;
+    cr_assert_eq(eddy_loop_new(&l), 0);
+    static const char keys[5];
+    cr_assert_null(eddy_loop_attached(l, &keys[0]));
+    cr_assert_eq(eddy_loop_attach(l, &keys[0], &released, release_cb), 0);
+    cr_assert_eq(eddy_loop_attach(l, &keys[0], NULL, NULL), -EEXIST);
+    cr_assert_eq(eddy_loop_attached(l, &keys[0]), &released);
+    for (int i = 1; i < 4; i++)
+        cr_assert_eq(eddy_loop_attach(l, &keys[i], NULL, NULL), 0);
+    cr_assert_eq(eddy_loop_attach(l, &keys[4], NULL, NULL), -ENOSPC);
+    released = 0;
+    eddy_loop_free(l);
+    cr_assert_eq(released, 1);
+}

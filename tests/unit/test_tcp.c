@@ -151,7 +151,7 @@ static void srv_close(struct eddy_conn *c, int status)
     struct sconn *s = (struct sconn *)c;
     s->closes++;
     s->status = status;
-    s->closed_ms = eddy_loop_now(c->loop);
+    s->closed_ms = eddy_loop_now(eddy_conn_loop(c));
     cr_assert_eq(c->state, EDDY_CONN_CLOSED);
     cr_assert_eq(eddy_conn_fd(c), -1);
     if (srv.free_on_close) {
@@ -1948,5 +1948,84 @@ Test(tcp, out_of_fds_sheds_clients_and_recovers)
     peer_puts(late, "back");
     RUN_UNTIL(late->rx_len == 4, 2000);
     cr_assert_str_eq(late->rx, "back");
+    teardown();
+}
+
+/* ---- the per-loop connection table -------------------------------------------- */
+
+static int each_visits;
+
+static void visit_and_close(struct eddy_conn *c, void *arg)
+{
+    cr_assert_eq(arg, &each_visits);
+    cr_assert_neq(c->state, EDDY_CONN_CLOSED);
+    each_visits++;
+    eddy_conn_close(c, 0);
+}
+
+Test(tcp, conn_each_visits_every_open_connection_once)
+{
+    setup();
+    srv.opts.idle_ms = 60000; /* some in the wheel ... */
+    listen_tcp();
+    struct peer *p[4];
+    struct sconn *s[4];
+    for (int i = 0; i < 4; i++)
+        s[i] = accept_one(&p[i]);
+    eddy_conn_set_timeout(&s[1]->c, 0);
+    srv.opts.idle_ms = 0; /* ... and one without any timeout */
+    s[3] = accept_one(&p[3]);
+    eddy_conn_close(&s[2]->c, 0);
+    each_visits = 0;
+    eddy_conn_each(loop, visit_and_close, &each_visits);
+    cr_assert_eq(each_visits, 4, "visited %d of the 4 open connections", each_visits);
+    for (int i = 0; i < 5 && i < srv.nconns; i++)
+        RUN_UNTIL(srv.conns[i]->closes == 1, 2000);
+    each_visits = 0;
+    eddy_conn_each(loop, visit_and_close, &each_visits);
+    cr_assert_eq(each_visits, 0);
+    teardown();
+}
+
+Test(tcp, a_long_timeout_does_not_keep_the_loop_running)
+{
+    setup();
+    srv.opts.idle_ms = 600000;
+    listen_tcp();
+    struct peer *p;
+    struct sconn *s = accept_one(&p);
+    cr_assert_eq(eddy_conn_set_timeout(&s->c, 300000), 0);
+    /* teardown() closes it and needs EDDY_RUN_DEFAULT to return at once:
+     * the wheel's timer must stop with the last timed connection. */
+    teardown();
+}
+
+Test(tcp, deadlines_fire_in_order_and_not_early)
+{
+    setup();
+    srv.timeout = NULL;
+    srv.cbs.on_timeout = NULL;
+    listen_tcp();
+    enum { N = 6 };
+    struct peer *p[N];
+    struct sconn *s[N];
+    uint64_t start[N];
+    /* Opened in reverse order of their deadlines, 0.1 s apart. */
+    for (int i = 0; i < N; i++) {
+        s[i] = accept_one(&p[i]);
+        start[i] = eddy_loop_now(loop);
+        cr_assert_eq(eddy_conn_set_timeout(&s[i]->c, (uint64_t)(N - i) * 100), 0);
+    }
+    RUN_UNTIL(s[0]->closes == 1, 3000);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(s[i]->closes, 1);
+        cr_assert_eq(s[i]->status, -ETIMEDOUT);
+        uint64_t after = s[i]->closed_ms - start[i];
+        cr_assert_geq(after, (uint64_t)(N - i) * 100, "conn %d closed after %lu ms", i,
+                      (unsigned long)after);
+        if (i > 0)
+            cr_assert_leq(s[i]->closed_ms, s[i - 1]->closed_ms, "conn %d closed after conn %d",
+                          i, i - 1);
+    }
     teardown();
 }

@@ -133,9 +133,15 @@ static int decode_path(const struct eddy_http_request *r, char *out, size_t size
         const char *sep = memmem(t, r->target_len, "://", 3);
         if (!sep)
             return 400;
-        t = memchr(sep + 3, '/', (size_t)(end - sep - 3));
-        if (!t)
+        /* The authority ends at the first '/', '?' or '#'; without a
+         * '/' there, the path is empty ("/"), whatever the query holds. */
+        const char *a = sep + 3;
+        while (a < end && *a != '/' && *a != '?' && *a != '#')
+            a++;
+        if (a == end || *a != '/')
             t = "/", end = t + 1;
+        else
+            t = a;
     }
     const char *q = memchr(t, '?', (size_t)(end - t));
     if (q)

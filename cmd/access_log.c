@@ -31,7 +31,10 @@ static void flush(struct access_log *al)
 
 static void on_flush(struct eddy_timer *t)
 {
-    flush(t->data);
+    struct access_log *al = t->data;
+    pthread_mutex_lock(&al->lock);
+    flush(al);
+    pthread_mutex_unlock(&al->lock);
 }
 
 int access_log_open(struct access_log *al, struct eddy_loop *loop, const char *path)
@@ -44,10 +47,12 @@ int access_log_open(struct access_log *al, struct eddy_loop *loop, const char *p
         return -errno;
     al->len = 0;
     al->dropped = 0;
+    pthread_mutex_init(&al->lock, NULL);
     eddy_timer_init(loop, &al->flush);
     al->flush.data = al;
     int err = eddy_timer_start(&al->flush, on_flush, FLUSH_EVERY_MS, FLUSH_EVERY_MS);
     if (err) {
+        pthread_mutex_destroy(&al->lock);
         close(al->fd);
         return err;
     }
@@ -57,15 +62,17 @@ int access_log_open(struct access_log *al, struct eddy_loop *loop, const char *p
 void access_log_write(void *arg, const char *line, size_t len)
 {
     struct access_log *al = arg;
+    pthread_mutex_lock(&al->lock);
     if (al->len + len + 1 > sizeof al->buf)
         flush(al);
     if (al->len + len + 1 > sizeof al->buf) {
         al->dropped++;
-        return;
+    } else {
+        memcpy(al->buf + al->len, line, len);
+        al->len += len;
+        al->buf[al->len++] = '\n';
     }
-    memcpy(al->buf + al->len, line, len);
-    al->len += len;
-    al->buf[al->len++] = '\n';
+    pthread_mutex_unlock(&al->lock);
 }
 
 void access_log_close(struct access_log *al)
@@ -73,4 +80,5 @@ void access_log_close(struct access_log *al)
     eddy_timer_stop(&al->flush);
     flush(al);
     close(al->fd);
+    pthread_mutex_destroy(&al->lock);
 }

@@ -1,382 +1,154 @@
-/* eddy: runs the tutorials' services (and more) on one event loop.
+/* eddy: runs the tutorials' services (and more) on epoll event loops, one
+ * per worker thread.
  *
  *   eddy                              the built-in default set, on 127.0.0.1
  *   eddy echo=127.0.0.1:7000 time=[::1]:9090 sink=unix:/tmp/sink.sock
  *   eddy time --host 0.0.0.0 --port 9090 --read-size 1 --trace
  *
- * Exit status: 0 after SIGINT/SIGTERM, 1 when a listener cannot be opened,
- * 2 for bad command-line arguments. */
+ * Threads: the main thread owns the signals, the listening sockets, the
+ * pid file and restarts, and runs a small loop of its own for them. Each
+ * worker runs its own loop with its own connections and accepts from every
+ * listening socket: one socket per address, shared by all workers, so a
+ * restart or systemd hands over one socket per address whatever the number
+ * of workers. The main thread tells the workers to drain or stop through
+ * an eddy_async each; they answer through the main thread's.
+ *
+ * Exit status: 0 after SIGINT/SIGTERM or after handing over to a new
+ * process, 1 when a listener cannot be opened, 2 for bad command-line
+ * arguments. */
 #include <errno.h>
-#include <getopt.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "eddy/loop.h"
 #include "eddy/tcp.h"
 #include "access_log.h"
+#include "handover.h"
 #include "log.h"
+#include "options.h"
 #include "service.h"
 
-#define MAX_LISTENERS 64
 #define REJECT_REPORT_MS 1000
+#define ACCEPT_BUDGET    64
+#define ACCEPT_PAUSE_MS  100
+#define ACCEPT_REPORT_MS 1000
+/* How often a worker publishes its connection count, for the global
+ * --max-connections limit and for balancing (it also does so at every
+ * accept). */
+#define SYNC_MS 100
+/* A worker holding more than its share of the connections by this many
+ * (plus an eighth) leaves new ones to the others, for BALANCE_PAUSE_MS. */
+#define BALANCE_SLACK    2
+#define BALANCE_PAUSE_MS 2
+/* Between the last accept and the graceful shutdown of the connections:
+ * the shutdown closes every connection without a request in progress, and
+ * a client that has just connected may not have sent its request yet (a
+ * busy client can take a few ms between connect and send); it would get
+ * no answer. Meanwhile the connections are served as usual. */
+#define SETTLE_MS      200
+#define DRAIN_CHECK_MS 20
 
+enum phase { PHASE_RUN = 0, PHASE_DRAIN, PHASE_FORCE };
+
+/* One listening socket, shared by the workers. */
 struct listener {
     const struct svc_service *svc;
-    struct eddy_addr addr;
-    struct eddy_listener l;
-    struct svc_ctx ctx;
-    bool started;
-    bool open;
+    struct eddy_addr addr;  /* as configured */
+    struct eddy_addr bound; /* as bound: the real port */
+    struct eddy_listener l; /* the library's, when opened here */
+    int fd;                 /* -1 once closed */
+    bool opened_here;       /* else inherited */
+    /* Accept errors, reported for all workers at most once a second. */
+    _Atomic unsigned long errors; /* since the last report */
+    _Atomic unsigned long long dropped;
+    _Atomic unsigned long long last_report_ms;
+    _Atomic int last_error;
 };
 
-struct config {
-    struct svc_http_config http;
-    const char *access_log;
-    const char *host;
-    const char *port;
-    bool edge;
-    bool trace;
-    enum log_level level;
-    uint64_t read_size;
-    uint64_t idle_s;
-    uint64_t backlog;
-    bool reuseport;
-    uint64_t drain_s;
-    uint64_t max_conns;
-    const char *user;
+struct worker;
+
+/* One worker's share of one listener: its watcher on the shared socket and
+ * the service's context (connections, HTTP server) on the worker's loop. */
+struct acceptor {
+    struct worker *w;
+    struct listener *ls;
+    struct eddy_io io;
+    struct eddy_timer pause;  /* accept back-off when out of fds */
+    struct eddy_timer report; /* a rate-limited accept error report */
+    struct svc_ctx ctx;
+    bool started;
+};
+
+struct server;
+
+struct worker {
+    struct server *s;
+    unsigned index;
+    char name[24];
+    pthread_t thread;
+    struct eddy_loop *loop;
+    struct eddy_async cmd; /* from the main thread: look at s->phase */
+    struct eddy_timer settle, check, sync;
+    struct acceptor *acc; /* one per listener */
+    int spare_fd;         /* given up to shed a connection when out of fds */
+    size_t accounted;     /* connections counted in s->live */
+    bool draining, acked, forced;
 };
 
 struct server {
-    struct eddy_loop *loop;
-    struct listener *ls;
+    const struct options *opt;
+    char **argv;
+    char exe[PATH_MAX];
+    struct eddy_loop *loop; /* the main thread's */
+    struct listener ls[OPTIONS_MAX_SERVICES];
     size_t nls;
-    struct eddy_signal sigint, sigterm;
-    struct eddy_timer drain;
-    struct eddy_timer drain_check;
-    bool draining;
+    struct worker *workers;
+    unsigned nworkers; /* asked for */
+    unsigned ninit;    /* made (worker_init called) */
+    unsigned running;  /* threads started */
+    struct eddy_signal sigint, sigterm, sigusr2, sigchld;
+    struct eddy_async wake; /* from the workers: acks and exits */
+    struct eddy_timer drain_deadline, reject_report, upgrade_timer;
     struct access_log *access;
-    uint64_t drain_ms;
-    uint64_t max_conns;
-    uint64_t rejected;
-    struct eddy_timer reject_report;
+    struct inherited inherited;
+    int status;
+
+    /* Shared with the workers. */
+    _Atomic int phase;
+    _Atomic long long live; /* open connections (counted when limited or shared) */
+    _Atomic unsigned long long rejected;
+    _Atomic unsigned stopped, acks, done; /* workers that stopped accepting, ... */
+    _Atomic size_t to_finish, force_closed;
+    pthread_mutex_t hold_lock; /* hold and held */
+    pthread_cond_t hold_cond;
+    bool hold;     /* the workers are to wait in on_command */
+    unsigned held; /* how many do */
+
+    /* Main thread only. */
+    bool announced, closed;
+    char drain_reason[96];
+    bool handed_over;
+    pid_t upgrade_pid; /* a new process that is not ready yet */
+    pid_t stale_pid;   /* one given up on, reaped when it exits */
+    int upgrade_fd;    /* the read end of its readiness pipe, or -1 */
+    struct eddy_io upgrade_io;
 };
 
-static const struct svc_service *const default_set[] = {
-    &svc_echo, &svc_time, &svc_discard, &svc_http,
-};
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: eddy [OPTIONS] [SERVICE[=ADDRESS]]...\n"
-            "\n"
-            "Runs TCP services on one epoll event loop. With no SERVICE, runs the\n"
-            "tutorials' set: echo=127.0.0.1:8888 time=127.0.0.1:9090\n"
-            "discard=127.0.0.1:7788 http=127.0.0.1:8080.\n"
-            "\n"
-            "Services (default port in brackets):\n");
-    for (size_t i = 0; svc_all[i]; i++)
-        fprintf(out, "  %-10s [%5u] %s\n", svc_all[i]->name, svc_all[i]->default_port,
-                svc_all[i]->summary);
-    fprintf(out,
-            "\n"
-            "ADDRESS is HOST:PORT, [IPV6]:PORT, unix:/PATH, or PORT alone (on --host).\n"
-            "Port 0 lets the kernel choose; the log says which port it got.\n"
-            "\n"
-            "Options:\n"
-            "  -H, --host HOST        host for services given without an address\n"
-            "                         (default 127.0.0.1: reachable from this machine only)\n"
-            "  -p, --port PORT        port for the one service given without an address\n"
-            "  -t, --trigger MODE     epoll trigger mode for connections: level (default)\n"
-            "                         or edge\n"
-            "  -l, --log-level LEVEL  debug, info (default), warning or error\n"
-            "      --trace            log every epoll event with its fd and decoded mask\n"
-            "      --read-size N      bytes per read() (default 16384); 1 shows level-\n"
-            "                         triggered epoll firing once per byte\n"
-            "      --idle-timeout S   close connections idle for S seconds (default 300;\n"
-            "                         0: never)\n"
-            "      --backlog N        listen backlog (default 511)\n"
-            "      --reuseport        set SO_REUSEPORT, so other processes can share the port\n"
-            "      --max-connections N  at most N open connections; past it, new ones are\n"
-            "                         closed (HTTP: after a 503); default 0: no limit\n"
-            "      --drain-timeout S  on SIGINT/SIGTERM, wait up to S s for connections to\n"
-            "                         finish (default 10)\n"
-            "      --user NAME[:GROUP]  after opening the listeners, run as this user\n"
-            "\n"
-            "HTTP services (http, static):\n"
-            "      --body TEXT        http: body of GET responses (default 'Hello, world!')\n"
-            "      --content-type T   http: its Content-Type (default text/plain)\n"
-            "      --root DIR         static: directory to serve (default: the current one)\n"
-            "      --listing          static: list directories that have no index.html\n"
-            "      --max-body N       largest request body, in bytes (default 1048576): 413\n"
-            "      --max-request-line N  longest request line, in bytes (default 8192): 414\n"
-            "      --max-header-bytes N  largest header block, in bytes (default 16384): 431\n"
-            "      --max-headers N    most header fields (default and at most 100): 431\n"
-            "      --header-timeout S a request's header must arrive within S s (default 10): 408\n"
-            "      --keepalive-timeout S  close keep-alive connections idle for S s (default 15)\n"
-            "      --access-log PATH  log every response in Common Log Format to PATH\n"
-            "                         ('-': standard output); off by default\n"
-            "  -h, --help             show this help and exit\n"
-            "  -V, --version          show the version and exit\n"
-            "\n"
-            "Stop with Ctrl-C (SIGINT) or SIGTERM: eddy stops accepting, lets open\n"
-            "connections finish (HTTP keep-alive ones get 'Connection: close'), closes\n"
-            "what is left after --drain-timeout, and exits 0. A second signal closes\n"
-            "everything at once.\n");
-}
-
-static void __attribute__((noreturn, format(printf, 1, 2))) bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("eddy: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'eddy --help' for more information.\n", stderr);
-    exit(2);
-}
-
-static uint64_t parse_number(const char *opt, const char *text, uint64_t min, uint64_t max)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end || errno || v < min || v > max)
-        bad_usage("%s: '%s' is not a number from %llu to %llu", opt, text,
-                  (unsigned long long)min, (unsigned long long)max);
-    return v;
-}
-
-static void make_address(struct listener *ls, const char *host, const char *port)
-{
-    char text[300];
-    if (strchr(host, ':'))
-        snprintf(text, sizeof text, "[%s]:%s", host, port);
-    else
-        snprintf(text, sizeof text, "%s:%s", host, port);
-    if (eddy_addr_parse(&ls->addr, text) < 0)
-        bad_usage("'%s' is not a valid address (want a numeric IPv4 or IPv6 address, or "
-                  "localhost, and a port from 0 to 65535)",
-                  text);
-}
-
-/* Turns the positional arguments into listeners. */
-static size_t parse_services(const struct config *cfg, char *const *args, int nargs,
-                             struct listener *ls)
-{
-    size_t n = 0;
-    size_t without_address = 0;
-    for (int i = 0; i < nargs; i++) {
-        if (n == MAX_LISTENERS)
-            bad_usage("too many services (at most %d)", MAX_LISTENERS);
-        /* argv is left as it is, so ps shows the command line as typed. */
-        const char *eq = strchr(args[i], '=');
-        char name[32];
-        snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - args[i]) : strlen(args[i])),
-                 args[i]);
-        ls[n].svc = svc_find(name);
-        if (!ls[n].svc)
-            bad_usage("unknown service '%s' (see 'eddy --help' for the list)", name);
-        if (!eq) {
-            without_address++;
-            char port[8];
-            snprintf(port, sizeof port, "%u", ls[n].svc->default_port);
-            make_address(&ls[n], cfg->host, cfg->port ? cfg->port : port);
-        } else if (eq[1] && strspn(eq + 1, "0123456789") == strlen(eq + 1)) {
-            make_address(&ls[n], cfg->host, eq + 1);
-        } else if (eddy_addr_parse(&ls[n].addr, eq + 1) < 0) {
-            bad_usage("%s: '%s' is not a valid address (want HOST:PORT, [IPV6]:PORT, "
-                      "unix:/PATH or PORT)",
-                      name, eq + 1);
-        }
-        n++;
-    }
-    if (n == 0) {
-        if (cfg->port)
-            bad_usage("--port needs exactly one service, e.g. 'eddy time --port %s'", cfg->port);
-        for (size_t i = 0; i < sizeof default_set / sizeof default_set[0]; i++) {
-            char port[8];
-            ls[n].svc = default_set[i];
-            snprintf(port, sizeof port, "%u", ls[n].svc->default_port);
-            make_address(&ls[n++], cfg->host, port);
-        }
-    } else if (cfg->port && without_address != 1) {
-        bad_usage("--port applies to exactly one service given without an address; "
-                  "%zu were given",
-                  without_address);
-    }
-    return n;
-}
-
-static void parse_args(int argc, char **argv, struct config *cfg)
-{
-    enum {
-        OPT_TRACE = 256,
-        OPT_READ_SIZE,
-        OPT_IDLE,
-        OPT_BACKLOG,
-        OPT_REUSEPORT,
-        OPT_BODY,
-        OPT_TYPE,
-        OPT_ROOT,
-        OPT_LISTING,
-        OPT_MAX_BODY,
-        OPT_HEADER_TIMEOUT,
-        OPT_KEEPALIVE_TIMEOUT,
-        OPT_ACCESS_LOG,
-        OPT_MAX_CONNS,
-        OPT_MAX_LINE,
-        OPT_MAX_HEADER_BYTES,
-        OPT_MAX_HEADERS,
-        OPT_DRAIN,
-        OPT_USER,
-    };
-    static const struct option options[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"trigger", required_argument, NULL, 't'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"trace", no_argument, NULL, OPT_TRACE},
-        {"read-size", required_argument, NULL, OPT_READ_SIZE},
-        {"idle-timeout", required_argument, NULL, OPT_IDLE},
-        {"backlog", required_argument, NULL, OPT_BACKLOG},
-        {"reuseport", no_argument, NULL, OPT_REUSEPORT},
-        {"body", required_argument, NULL, OPT_BODY},
-        {"content-type", required_argument, NULL, OPT_TYPE},
-        {"root", required_argument, NULL, OPT_ROOT},
-        {"listing", no_argument, NULL, OPT_LISTING},
-        {"max-body", required_argument, NULL, OPT_MAX_BODY},
-        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
-        {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
-        {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
-        {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
-        {"max-request-line", required_argument, NULL, OPT_MAX_LINE},
-        {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER_BYTES},
-        {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
-        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
-        {"user", required_argument, NULL, OPT_USER},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    *cfg = (struct config){
-        .host = "127.0.0.1",
-        .level = LOG_INFO,
-        .read_size = 16384,
-        .idle_s = 300,
-        .backlog = 511,
-        .drain_s = 10,
-    };
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":H:p:t:l:hV", options, NULL)) != -1) {
-        switch (opt) {
-        case 'H':
-            cfg->host = optarg;
-            break;
-        case 'p':
-            parse_number("--port", optarg, 0, 65535);
-            cfg->port = optarg;
-            break;
-        case 't':
-            if (strcmp(optarg, "level") != 0 && strcmp(optarg, "edge") != 0)
-                bad_usage("--trigger: '%s' is not 'level' or 'edge'", optarg);
-            cfg->edge = strcmp(optarg, "edge") == 0;
-            break;
-        case 'l': {
-            int level = log_level_parse(optarg);
-            if (level < 0)
-                bad_usage("--log-level: '%s' is not debug, info, warning or error", optarg);
-            cfg->level = (enum log_level)level;
-            break;
-        }
-        case OPT_TRACE:
-            cfg->trace = true;
-            break;
-        case OPT_READ_SIZE:
-            cfg->read_size = parse_number("--read-size", optarg, 1, 1 << 20);
-            break;
-        case OPT_IDLE:
-            cfg->idle_s = parse_number("--idle-timeout", optarg, 0, 86400 * 365);
-            break;
-        case OPT_BACKLOG:
-            cfg->backlog = parse_number("--backlog", optarg, 1, 65535);
-            break;
-        case OPT_REUSEPORT:
-            cfg->reuseport = true;
-            break;
-        case OPT_BODY:
-            cfg->http.body = optarg;
-            break;
-        case OPT_TYPE:
-            if (!*optarg || strpbrk(optarg, "\r\n"))
-                bad_usage("--content-type: '%s' is not a media type", optarg);
-            cfg->http.content_type = optarg;
-            break;
-        case OPT_ROOT:
-            cfg->http.root = optarg;
-            break;
-        case OPT_LISTING:
-            cfg->http.listing = true;
-            break;
-        case OPT_MAX_BODY:
-            cfg->http.http.limits.max_body =
-                parse_number("--max-body", optarg, 1, (uint64_t)1 << 30);
-            break;
-        case OPT_HEADER_TIMEOUT:
-            cfg->http.http.header_timeout_ms =
-                1000 * parse_number("--header-timeout", optarg, 1, 3600);
-            break;
-        case OPT_ACCESS_LOG:
-            cfg->access_log = optarg;
-            break;
-        case OPT_MAX_LINE:
-            cfg->http.http.limits.max_request_line =
-                parse_number("--max-request-line", optarg, 64, 1 << 20);
-            break;
-        case OPT_MAX_HEADER_BYTES:
-            cfg->http.http.limits.max_header_bytes =
-                parse_number("--max-header-bytes", optarg, 64, 1 << 20);
-            break;
-        case OPT_MAX_HEADERS:
-            cfg->http.http.limits.max_headers =
-                parse_number("--max-headers", optarg, 1, EDDY_HTTP_MAX_HEADERS);
-            break;
-        case OPT_MAX_CONNS:
-            cfg->max_conns = parse_number("--max-connections", optarg, 0, 100000000);
-            break;
-        case OPT_DRAIN:
-            cfg->drain_s = parse_number("--drain-timeout", optarg, 0, 86400);
-            break;
-        case OPT_USER:
-            cfg->user = optarg;
-            break;
-        case OPT_KEEPALIVE_TIMEOUT:
-            cfg->http.http.keepalive_timeout_ms =
-                1000 * parse_number("--keepalive-timeout", optarg, 1, 86400);
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            printf("eddy %s\n", EDDY_VERSION);
-            exit(0);
-        case ':':
-            bad_usage("option '%s' needs a value", argv[optind - 1]);
-        default:
-            bad_usage("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-}
-
-/* ---- running ------------------------------------------------------------- */
+/* ---- logging hooks ------------------------------------------------------------- */
 
 static void svc_logger(void *arg, enum svc_level level, const char *fmt, va_list ap)
 {
@@ -391,14 +163,33 @@ static void on_trace(void *arg, int fd, uint32_t events)
     log_msg(LOG_TRACE, "epoll fd=%d %s", fd, eddy_events_format(events, mask, sizeof mask));
 }
 
-static size_t live_connections(const struct server *s);
+/* ---- accepting (worker threads) ------------------------------------------------- */
 
-static void on_reject_report(struct eddy_timer *t)
+static size_t worker_live(const struct worker *w)
 {
-    struct server *s = t->data;
-    log_msg(LOG_WARNING, "refused %llu connection(s): --max-connections %llu reached",
-            (unsigned long long)s->rejected, (unsigned long long)s->max_conns);
-    s->rejected = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < w->s->nls; i++)
+        if (w->acc[i].started)
+            n += svc_ctx_live(&w->acc[i].ctx);
+    return n;
+}
+
+/* Brings this worker's share of s->live up to date. Closes are seen here
+ * (or by the SYNC_MS timer) rather than as they happen: the HTTP layer does
+ * not report them, so other workers may see a count up to SYNC_MS stale,
+ * too high, never too low: the limit is never exceeded. */
+static void sync_live(struct worker *w)
+{
+    size_t now = worker_live(w);
+    if (now != w->accounted) {
+        atomic_fetch_add(&w->s->live, (long long)now - (long long)w->accounted);
+        w->accounted = now;
+    }
+}
+
+static void on_sync(struct eddy_timer *t)
+{
+    sync_live(t->data);
 }
 
 /* Past --max-connections a new connection is closed at once; HTTP clients
@@ -407,113 +198,651 @@ static void on_reject_report(struct eddy_timer *t)
 static void reject(struct server *s, const struct listener *ls, int fd)
 {
     if (ls->svc->http_handler) {
-        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                                   "Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n"
-                                   "\r\n503 Server is busy\n";
+        static const char busy[] =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n"
+            "\r\n503 Server is busy\n";
         ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)n;
         shutdown(fd, SHUT_WR);
     }
     close(fd);
-    if (s->rejected++ == 0)
-        (void)eddy_timer_start(&s->reject_report, on_reject_report, REJECT_REPORT_MS, 0);
+    atomic_fetch_add(&s->rejected, 1);
 }
 
-static void on_accept(struct eddy_listener *l, int fd)
+static void admit(struct acceptor *a, int fd)
 {
-    struct listener *ls = l->data;
-    struct server *s = ls->ctx.data;
-    if (s->max_conns && live_connections(s) >= s->max_conns) {
-        reject(s, ls, fd);
+    struct worker *w = a->w;
+    struct server *s = w->s;
+    sync_live(w);
+    /* Take a place first, so two workers accepting at once cannot both
+     * take the last one. */
+    long long before = atomic_fetch_add(&s->live, 1);
+    if (s->opt->max_conns && before >= (long long)s->opt->max_conns) {
+        atomic_fetch_sub(&s->live, 1);
+        reject(s, a->ls, fd);
         return;
     }
-    svc_accept(&ls->ctx, fd);
+    w->accounted++;
+    svc_accept(&a->ctx, fd);
 }
 
-static void on_accept_error(struct eddy_listener *l, int err, uint64_t dropped)
+/* With one shared socket, the worker that happens to be idle takes the
+ * next connection; when connections arrive one at a time, that is the same
+ * worker every time (measured: 100 of 100 keep-alive connections on one of
+ * two workers), and they stay where they landed. So a worker holding more
+ * than its share leaves the next ones to the others: every worker is woken
+ * for a new connection (no EPOLLEXCLUSIVE), so one that holds back hands
+ * it to another. Some worker always holds no more than the average, so
+ * someone always accepts. */
+static bool above_share(struct worker *w)
 {
-    struct listener *ls = l->data;
+    struct server *s = w->s;
+    if (s->nworkers < 2)
+        return false;
+    sync_live(w);
+    long long total = atomic_load(&s->live);
+    size_t share = total > 0 ? (size_t)total / s->nworkers : 0;
+    return w->accounted > share + BALANCE_SLACK + share / 8;
+}
+
+static void on_accept_report(struct eddy_timer *t);
+
+/* At most one report a second per listener, whichever worker makes it:
+ * errors within a second of the last report are counted, and a timer
+ * reports them when the second is over (unless another worker did). */
+static void try_report(struct acceptor *a)
+{
+    struct listener *ls = a->ls;
+    if (eddy_timer_active(&a->report) || atomic_load(&ls->errors) == 0)
+        return;
+    unsigned long long now = eddy_loop_now(a->w->loop);
+    unsigned long long last = atomic_load(&ls->last_report_ms);
+    /* The loops' clocks are cached separately: now may trail last. */
+    if (last && (now < last || now - last < ACCEPT_REPORT_MS)) {
+        uint64_t wait = now < last ? ACCEPT_REPORT_MS : ACCEPT_REPORT_MS - (now - last);
+        (void)eddy_timer_start(&a->report, on_accept_report, wait, 0);
+        return;
+    }
+    if (!atomic_compare_exchange_strong(&ls->last_report_ms, &last, now)) {
+        (void)eddy_timer_start(&a->report, on_accept_report, ACCEPT_REPORT_MS, 0);
+        return;
+    }
+    atomic_store(&ls->errors, 0);
     char addr[EDDY_ADDR_STRLEN];
     log_msg(LOG_WARNING,
             "%s on %s: cannot accept: %s; closed %llu waiting connection(s) since the last "
             "report (raise the open-file limit, ulimit -n, if this persists)",
-            ls->svc->name, eddy_addr_format(&l->addr, addr, sizeof addr), eddy_strerror(err),
-            (unsigned long long)dropped);
+            ls->svc->name, eddy_addr_format(&ls->bound, addr, sizeof addr),
+            eddy_strerror(atomic_load(&ls->last_error)), atomic_exchange(&ls->dropped, 0));
 }
 
-static size_t live_connections(const struct server *s)
+static void on_accept_report(struct eddy_timer *t)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < s->nls; i++)
-        n += svc_ctx_live(&s->ls[i].ctx);
-    return n;
+    try_report(t->data);
 }
 
-/* While draining, look a few times a second whether everything finished. */
+static void report_accept_error(struct acceptor *a, int err)
+{
+    atomic_store(&a->ls->last_error, err);
+    atomic_fetch_add(&a->ls->errors, 1);
+    try_report(a);
+}
+
+static void on_pause_end(struct eddy_timer *t)
+{
+    struct acceptor *a = t->data;
+    if (a->w->spare_fd < 0)
+        a->w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!a->w->draining)
+        (void)eddy_io_start(&a->io, EDDY_READ);
+}
+
+/* Out of fds or memory: the waiting connection cannot be served, and while
+ * it waits the level-triggered socket would wake us again at once. Give up
+ * the spare fd to accept it and close it (the client sees a clean close
+ * instead of hanging), then take the spare back. If that cannot be done,
+ * stop accepting for a moment instead of spinning. */
+static bool shed(struct acceptor *a, int err)
+{
+    struct worker *w = a->w;
+    bool progress = false;
+    if ((err == -EMFILE || err == -ENFILE) && w->spare_fd >= 0) {
+        close(w->spare_fd);
+        w->spare_fd = -1;
+        int fd = accept4(a->io.fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            atomic_fetch_add(&a->ls->dropped, 1);
+            progress = true;
+        }
+        w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    report_accept_error(a, err);
+    if (!progress || w->spare_fd < 0) {
+        eddy_io_stop(&a->io);
+        (void)eddy_timer_start(&a->pause, on_pause_end, ACCEPT_PAUSE_MS, 0);
+    }
+    return progress;
+}
+
+/* Every worker watches the shared socket; each wake-up accepts until the
+ * queue is empty (EAGAIN, often at once: another worker was quicker) or
+ * the budget is spent, so one worker's burst cannot starve its connections. */
+static void on_accept_io(struct eddy_io *io, unsigned events)
+{
+    (void)events;
+    struct acceptor *a = io->data;
+    for (unsigned i = 0; i < ACCEPT_BUDGET; i++) {
+        if (above_share(a->w)) {
+            eddy_io_stop(io);
+            (void)eddy_timer_start(&a->pause, on_pause_end, BALANCE_PAUSE_MS, 0);
+            return;
+        }
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            admit(a, fd);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+            return;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            if (!shed(a, -errno))
+                return;
+            break;
+        default:
+            /* ECONNABORTED, EPROTO, EPERM (firewall), EINTR ...: that one
+             * connection is gone; the rest of the queue is still good. */
+            break;
+        }
+    }
+}
+
+/* ---- draining (worker threads) -------------------------------------------------- */
+
 static void on_drain_check(struct eddy_timer *t)
 {
-    struct server *s = t->data;
-    if (live_connections(s) == 0)
+    struct worker *w = t->data;
+    if (worker_live(w) == 0)
+        eddy_loop_stop(w->loop);
+}
+
+/* Tells the main thread this worker stopped accepting and how many
+ * connections it has left; it logs the total once every worker did. */
+static void acknowledge(struct worker *w, size_t live)
+{
+    w->acked = true;
+    log_msg(LOG_DEBUG, "no longer accepting; %zu connection(s) to finish", live);
+    atomic_fetch_add(&w->s->to_finish, live);
+    atomic_fetch_add(&w->s->acks, 1);
+    eddy_async_send(&w->s->wake);
+}
+
+static void on_settle(struct eddy_timer *t)
+{
+    struct worker *w = t->data;
+    for (size_t i = 0; i < w->s->nls; i++)
+        svc_ctx_shutdown_all(&w->acc[i].ctx);
+    size_t live = worker_live(w);
+    acknowledge(w, live);
+    if (live == 0 || eddy_timer_start(&w->check, on_drain_check, 0, DRAIN_CHECK_MS) < 0)
+        eddy_loop_stop(w->loop);
+}
+
+static void stop_accepting(struct worker *w)
+{
+    for (size_t i = 0; i < w->s->nls; i++) {
+        eddy_io_stop(&w->acc[i].io);
+        eddy_timer_stop(&w->acc[i].pause);
+    }
+}
+
+/* The main thread changed s->phase, or asks the workers to hold still. */
+static void on_command(struct eddy_async *as)
+{
+    struct worker *w = as->data;
+    struct server *s = w->s;
+    pthread_mutex_lock(&s->hold_lock);
+    if (s->hold) {
+        s->held++;
+        pthread_cond_broadcast(&s->hold_cond);
+        while (s->hold)
+            pthread_cond_wait(&s->hold_cond, &s->hold_lock);
+        s->held--;
+    }
+    pthread_mutex_unlock(&s->hold_lock);
+    int phase = atomic_load(&s->phase);
+    if (phase >= PHASE_DRAIN && !w->draining) {
+        w->draining = true;
+        stop_accepting(w);
+        atomic_fetch_add(&s->stopped, 1);
+        eddy_async_send(&s->wake);
+        /* With no connection, nothing can be on its way. */
+        if (phase == PHASE_DRAIN &&
+            (worker_live(w) == 0 || eddy_timer_start(&w->settle, on_settle, SETTLE_MS, 0) < 0))
+            on_settle(&w->settle);
+    }
+    if (phase == PHASE_FORCE && !w->forced) {
+        w->forced = true;
+        eddy_timer_stop(&w->settle);
+        if (!w->acked)
+            acknowledge(w, worker_live(w));
+        size_t n = 0;
+        for (size_t i = 0; i < s->nls; i++)
+            n += svc_ctx_close_all(&w->acc[i].ctx);
+        atomic_fetch_add(&s->force_closed, n);
+        eddy_loop_stop(w->loop);
+    }
+}
+
+/* On the main thread once the worker's thread has ended (the main thread
+ * may wake a worker's loop until then, so it must not be freed earlier),
+ * or for a worker whose thread never started, or whose worker_init failed
+ * part of the way. */
+static void worker_cleanup(struct worker *w)
+{
+    if (w->spare_fd >= 0)
+        close(w->spare_fd);
+    if (!w->loop)
+        return;
+    for (size_t i = 0; w->acc && i < w->s->nls && w->acc[i].w; i++) {
+        struct acceptor *a = &w->acc[i];
+        /* Stop, never close: the socket is shared, the main thread owns it. */
+        eddy_io_stop(&a->io);
+        eddy_timer_stop(&a->pause);
+        eddy_timer_stop(&a->report);
+        if (a->started)
+            svc_ctx_close_all(&a->ctx);
+    }
+    eddy_timer_stop(&w->settle);
+    eddy_timer_stop(&w->check);
+    eddy_timer_stop(&w->sync);
+    eddy_async_stop(&w->cmd);
+    eddy_loop_free(w->loop); /* runs the deferred closes */
+    for (size_t i = 0; w->acc && i < w->s->nls; i++)
+        if (w->acc[i].started)
+            svc_ctx_stop(&w->acc[i].ctx);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct server *s = w->s;
+    log_set_thread(w->name);
+    int err = eddy_loop_run(w->loop, EDDY_RUN_DEFAULT);
+    if (err < 0)
+        log_msg(LOG_ERROR, "event loop failed: %s", eddy_strerror(err));
+    if (!w->draining)
+        atomic_fetch_add(&s->stopped, 1);
+    if (!w->acked) {
+        /* Stopped on its own (a failure): count it as acknowledged. */
+        w->acked = w->draining = true;
+        atomic_fetch_add(&s->acks, 1);
+    }
+    atomic_fetch_add(&s->done, 1);
+    eddy_async_send(&s->wake);
+    return NULL;
+}
+
+/* Everything a worker needs, made on the main thread before the worker's
+ * thread starts (pthread_create orders it before the thread's first step). */
+static int worker_init(struct server *s, struct worker *w, unsigned index)
+{
+    const struct options *o = s->opt;
+    w->s = s;
+    w->index = index;
+    snprintf(w->name, sizeof w->name, "worker-%u", index + 1);
+    w->spare_fd = -1;
+    int err = eddy_loop_new(&w->loop);
+    if (err)
+        w->loop = NULL;
+    if (err) {
+        fprintf(stderr, "eddy: cannot create an event loop: %s\n", eddy_strerror(err));
+        return -1;
+    }
+    if (o->trace)
+        eddy_loop_set_trace(w->loop, on_trace, NULL);
+    eddy_async_start(w->loop, &w->cmd, on_command);
+    w->cmd.data = w;
+    eddy_timer_init(w->loop, &w->settle);
+    eddy_timer_init(w->loop, &w->check);
+    eddy_timer_init(w->loop, &w->sync);
+    w->settle.data = w->check.data = w->sync.data = w;
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    w->acc = calloc(s->nls, sizeof *w->acc);
+    if (!w->acc) {
+        fprintf(stderr, "eddy: out of memory\n");
+        return -1;
+    }
+    for (size_t i = 0; i < s->nls; i++) {
+        struct acceptor *a = &w->acc[i];
+        a->w = w;
+        a->ls = &s->ls[i];
+        eddy_timer_init(w->loop, &a->pause);
+        eddy_timer_init(w->loop, &a->report);
+        a->pause.data = a->report.data = a;
+        svc_ctx_init(&a->ctx, w->loop, a->ls->svc);
+        a->ctx.conn_opts = (struct eddy_conn_opts){
+            .edge = o->edge, .read_size = o->read_size, .idle_ms = o->idle_s * 1000};
+        a->ctx.log = svc_logger;
+        a->ctx.log_level = (enum svc_level)o->level;
+        a->ctx.data = a;
+        if (s->access) {
+            a->ctx.access_log = access_log_write;
+            a->ctx.access_arg = s->access;
+        }
+        char why[256] = "";
+        if (svc_ctx_start(&a->ctx, &o->http, why, sizeof why)) {
+            fprintf(stderr, "eddy: %s: %s\n", a->ls->svc->name, why);
+            return -1;
+        }
+        a->started = true;
+    }
+    bool counting = o->max_conns || s->nworkers > 1;
+    if (counting && eddy_timer_start(&w->sync, on_sync, SYNC_MS, SYNC_MS) < 0) {
+        fprintf(stderr, "eddy: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the main thread: drain, stop, restart --------------------------------------- */
+
+static void close_listeners(struct server *s)
+{
+    for (size_t i = 0; i < s->nls; i++) {
+        struct listener *ls = &s->ls[i];
+        if (ls->fd < 0)
+            continue;
+        if (ls->opened_here)
+            eddy_listener_close(&ls->l); /* also removes a Unix socket's file */
+        else
+            close(ls->fd);
+        ls->fd = -1;
+    }
+}
+
+static void tell_workers(struct server *s)
+{
+    for (unsigned i = 0; i < s->running; i++)
+        eddy_async_send(&s->workers[i].cmd);
+}
+
+static void force(struct server *s)
+{
+    atomic_store(&s->phase, PHASE_FORCE);
+    tell_workers(s);
+}
+
+static void on_drain_deadline(struct eddy_timer *t)
+{
+    force(t->data);
+}
+
+static void abandon_upgrade(struct server *s)
+{
+    if (s->upgrade_fd >= 0) {
+        eddy_io_stop(&s->upgrade_io);
+        close(s->upgrade_fd);
+        s->upgrade_fd = -1;
+    }
+    eddy_timer_stop(&s->upgrade_timer);
+    s->stale_pid = s->upgrade_pid;
+    s->upgrade_pid = 0;
+}
+
+/* Stops accepting everywhere and lets the connections finish. */
+static void begin_drain(struct server *s)
+{
+    if (atomic_load(&s->phase) != PHASE_RUN)
+        return;
+    if (s->upgrade_pid > 0) {
+        log_msg(LOG_WARNING, "stopping process %d, which was starting to replace this one",
+                (int)s->upgrade_pid);
+        kill(s->upgrade_pid, SIGTERM);
+        abandon_upgrade(s);
+    }
+    atomic_store(&s->phase, PHASE_DRAIN);
+    tell_workers(s);
+    if (eddy_timer_start(&s->drain_deadline, on_drain_deadline, s->opt->drain_s * 1000, 0) < 0)
+        force(s);
+}
+
+/* The workers acknowledged a command, or one stopped. */
+static void on_wake(struct eddy_async *as)
+{
+    struct server *s = as->data;
+    if (atomic_load(&s->phase) == PHASE_RUN && atomic_load(&s->done) > 0) {
+        log_msg(LOG_ERROR, "a worker stopped unexpectedly: stopping");
+        s->status = 1;
+        snprintf(s->drain_reason, sizeof s->drain_reason, "a worker failed");
+        begin_drain(s);
+    }
+    bool stopping = atomic_load(&s->phase) != PHASE_RUN;
+    /* Once no worker accepts, close the sockets, so that new clients are
+     * refused at once instead of waiting in a queue nobody reads. After a
+     * hand-over they live on in the new process, and whatever waits in
+     * their queues is its to accept. */
+    if (stopping && !s->closed && atomic_load(&s->stopped) == s->running && !s->handed_over) {
+        s->closed = true;
+        close_listeners(s);
+    }
+    if (stopping && !s->announced && atomic_load(&s->acks) == s->running) {
+        s->announced = true;
+        log_msg(LOG_INFO, "%s: no longer accepting; %zu connection(s) to finish", s->drain_reason,
+                (size_t)atomic_load(&s->to_finish));
+    }
+    if (atomic_load(&s->done) == s->running)
         eddy_loop_stop(s->loop);
 }
 
-static void force_close(struct server *s)
+static void on_upgrade_timeout(struct eddy_timer *t)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < s->nls; i++)
-        n += svc_ctx_close_all(&s->ls[i].ctx);
-    if (n)
-        log_msg(LOG_WARNING, "closed %zu connection(s) that did not finish in time", n);
-    eddy_loop_stop(s->loop);
+    struct server *s = t->data;
+    log_msg(LOG_ERROR,
+            "restart failed: process %d was not ready within %llu s; stopping it; "
+            "still serving",
+            (int)s->upgrade_pid, (unsigned long long)s->opt->upgrade_timeout_s);
+    kill(s->upgrade_pid, SIGTERM);
+    abandon_upgrade(s);
 }
 
-static void on_drain_timeout(struct eddy_timer *t)
+static void on_upgrade_ready(struct eddy_io *io, unsigned events)
 {
-    force_close(t->data);
+    (void)events;
+    struct server *s = io->data;
+    char byte;
+    ssize_t n = read(io->fd, &byte, 1);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    eddy_io_stop(io);
+    close(s->upgrade_fd);
+    s->upgrade_fd = -1;
+    if (n != 1)
+        return; /* it exited, or is about to: SIGCHLD says how */
+    eddy_timer_stop(&s->upgrade_timer);
+    snprintf(s->drain_reason, sizeof s->drain_reason, "process %d is ready", (int)s->upgrade_pid);
+    s->handed_over = true;
+    s->upgrade_pid = 0;
+    begin_drain(s);
+}
+
+/* Between fork and exec the child holds a copy of every fd of this
+ * process. A connection a worker closed meanwhile would stay registered in
+ * that worker's epoll (the library closes connections without
+ * EPOLL_CTL_DEL, relying on the close releasing the file), and its events
+ * would point at freed memory. So the workers wait in on_command while the
+ * main thread forks, which is over once the child has exec'd: a few ms. */
+static bool hold_workers(struct server *s)
+{
+    unsigned want = s->running - atomic_load(&s->done);
+    pthread_mutex_lock(&s->hold_lock);
+    s->hold = true;
+    pthread_mutex_unlock(&s->hold_lock);
+    tell_workers(s);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 2;
+    pthread_mutex_lock(&s->hold_lock);
+    int err = 0;
+    while (s->held < want && err == 0)
+        err = pthread_cond_timedwait(&s->hold_cond, &s->hold_lock, &deadline);
+    bool all = s->held >= want;
+    pthread_mutex_unlock(&s->hold_lock);
+    return all;
+}
+
+static void release_workers(struct server *s)
+{
+    pthread_mutex_lock(&s->hold_lock);
+    s->hold = false;
+    pthread_cond_broadcast(&s->hold_cond);
+    pthread_mutex_unlock(&s->hold_lock);
+}
+
+static void start_upgrade(struct server *s)
+{
+    if (atomic_load(&s->phase) != PHASE_RUN) {
+        log_msg(LOG_WARNING, "SIGUSR2 ignored: already stopping");
+        return;
+    }
+    if (s->upgrade_pid > 0) {
+        log_msg(LOG_WARNING, "SIGUSR2 ignored: process %d is still getting ready",
+                (int)s->upgrade_pid);
+        return;
+    }
+    int fds[OPTIONS_MAX_SERVICES];
+    const char *names[OPTIONS_MAX_SERVICES];
+    size_t n = 0;
+    for (size_t i = 0; i < s->nls; i++) {
+        fds[n] = s->ls[i].fd;
+        names[n++] = s->ls[i].svc->name;
+    }
+    pid_t pid;
+    int ready_fd;
+    if (!hold_workers(s)) {
+        release_workers(s);
+        log_msg(LOG_ERROR, "restart failed: the workers did not pause within 2 s; still serving");
+        return;
+    }
+    int err = handover_spawn(s->exe, s->argv, fds, names, n, &pid, &ready_fd);
+    release_workers(s);
+    if (err) {
+        log_msg(LOG_ERROR, "restart failed: cannot start %s: %s; still serving", s->exe,
+                eddy_strerror(err));
+        return;
+    }
+    s->upgrade_pid = pid;
+    s->upgrade_fd = ready_fd;
+    eddy_io_init(s->loop, &s->upgrade_io, ready_fd, on_upgrade_ready);
+    s->upgrade_io.data = s;
+    if ((err = eddy_io_start(&s->upgrade_io, EDDY_READ)) < 0 ||
+        (err = eddy_timer_start(&s->upgrade_timer, on_upgrade_timeout,
+                                s->opt->upgrade_timeout_s * 1000, 0)) < 0) {
+        log_msg(LOG_ERROR, "restart failed: %s; stopping process %d; still serving",
+                eddy_strerror(err), (int)pid);
+        kill(pid, SIGTERM);
+        abandon_upgrade(s);
+        return;
+    }
+    log_msg(LOG_INFO,
+            "SIGUSR2 received: started process %d with %zu listening socket(s); "
+            "waiting for it to be ready",
+            (int)pid, n);
+}
+
+static void describe_exit(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "was killed by SIG%s", sigabbrev_np(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "stopped");
+}
+
+static void on_child(struct eddy_signal *sig, int signum)
+{
+    (void)signum;
+    struct server *s = sig->data;
+    int status;
+    pid_t pid;
+    char how[64];
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        describe_exit(status, how, sizeof how);
+        if (pid == s->upgrade_pid) {
+            log_msg(LOG_ERROR, "restart failed: process %d %s before it was ready; still serving",
+                    (int)pid, how);
+            abandon_upgrade(s);
+            s->stale_pid = 0;
+        } else if (pid == s->stale_pid) {
+            log_msg(LOG_INFO, "process %d %s", (int)pid, how);
+            s->stale_pid = 0;
+        } else {
+            log_msg(LOG_WARNING, "process %d, which replaced this one, %s", (int)pid, how);
+        }
+    }
 }
 
 static void on_signal(struct eddy_signal *sig, int signum)
 {
     struct server *s = sig->data;
-    if (s->draining) {
-        log_msg(LOG_INFO, "SIG%s again: closing the remaining connections now", sigabbrev_np(signum));
-        force_close(s);
+    if (signum == SIGUSR2) {
+        start_upgrade(s);
         return;
     }
-    s->draining = true;
-    size_t live = live_connections(s);
-    log_msg(LOG_INFO, "SIG%s received: no longer accepting; %zu connection(s) to finish",
-            sigabbrev_np(signum), live);
-    for (size_t i = 0; i < s->nls; i++) {
-        eddy_listener_close(&s->ls[i].l);
-        svc_ctx_shutdown_all(&s->ls[i].ctx);
-    }
-    if (live_connections(s) == 0) {
-        eddy_loop_stop(s->loop);
+    if (atomic_load(&s->phase) != PHASE_RUN) {
+        log_msg(LOG_INFO, "SIG%s again: closing the remaining connections now",
+                sigabbrev_np(signum));
+        force(s);
         return;
     }
-    if (eddy_timer_start(&s->drain, on_drain_timeout, s->drain_ms, 0) < 0 ||
-        eddy_timer_start(&s->drain_check, on_drain_check, 20, 20) < 0)
-        force_close(s);
+    snprintf(s->drain_reason, sizeof s->drain_reason, "SIG%s received", sigabbrev_np(signum));
+    notify_systemd("STOPPING=1");
+    begin_drain(s);
 }
+
+static void on_reject_report(struct eddy_timer *t)
+{
+    struct server *s = t->data;
+    unsigned long long n = atomic_exchange(&s->rejected, 0);
+    if (n)
+        log_msg(LOG_WARNING, "refused %llu connection(s): --max-connections %llu reached", n,
+                (unsigned long long)s->opt->max_conns);
+}
+
+/* ---- starting --------------------------------------------------------------------- */
 
 /* epoll has no descriptor ceiling of its own; the open-file limit is the
  * one that counts, so take all of it. */
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
+    if (rl.rlim_cur == rl.rlim_max) {
+        log_msg(LOG_DEBUG, "open-file limit is %llu, the hard limit",
+                (unsigned long long)rl.rlim_cur);
+        return;
+    }
     rlim_t old = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
         log_msg(LOG_INFO, "open-file limit raised from %llu to %llu", (unsigned long long)old,
                 (unsigned long long)rl.rlim_max);
+    else
+        log_msg(LOG_WARNING, "open-file limit stays at %llu: %s", (unsigned long long)old,
+                strerror(errno));
 }
 
 /* --user NAME[:GROUP]: supplementary groups, then the group, then the user,
  * in that order (after setuid() the others could no longer be changed), and
- * then a check that root cannot be regained. */
+ * then a check that root cannot be regained. A process started by a
+ * restart already runs as that user, and has nothing to drop. */
 static int drop_privileges(const char *spec)
 {
     char name[256];
@@ -535,6 +864,8 @@ static int drop_privileges(const char *spec)
         }
         gid = gr->gr_gid;
     }
+    if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid && getgid() == gid && pw->pw_uid != 0)
+        return 0;
     if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
         fprintf(stderr, "eddy: --user %s: %s\n", spec, eddy_strerror(-errno));
         return -1;
@@ -569,31 +900,22 @@ static int open_access_log(struct server *s, const char *path)
     return err;
 }
 
-static int open_listeners(struct server *s, const struct config *cfg)
+/* Takes each listener's socket from what was inherited (a restart, or
+ * systemd) or else binds a new one. The main loop opens it, and keeps it
+ * paused: only the workers accept. */
+static int open_listeners(struct server *s)
 {
-    struct eddy_listen_opts lopts = {.backlog = (int)cfg->backlog, .reuseport = cfg->reuseport};
+    const struct options *o = s->opt;
+    struct eddy_listen_opts lopts = {.backlog = (int)o->backlog, .reuseport = o->reuseport};
     for (size_t i = 0; i < s->nls; i++) {
         struct listener *ls = &s->ls[i];
         char addr[EDDY_ADDR_STRLEN];
-        svc_ctx_init(&ls->ctx, s->loop, ls->svc);
-        ls->ctx.conn_opts = (struct eddy_conn_opts){
-            .edge = cfg->edge, .read_size = cfg->read_size, .idle_ms = cfg->idle_s * 1000};
-        ls->ctx.log = svc_logger;
-        ls->ctx.log_level = (enum svc_level)cfg->level;
-        ls->ctx.data = s;
-        if (s->access) {
-            ls->ctx.access_log = access_log_write;
-            ls->ctx.access_arg = s->access;
-        }
-        ls->l.data = ls;
-        char why[256] = "";
-        int err = svc_ctx_start(&ls->ctx, &cfg->http, why, sizeof why);
-        if (err) {
-            fprintf(stderr, "eddy: %s: %s\n", ls->svc->name, why);
-            return -1;
-        }
-        ls->started = true;
-        err = eddy_listener_open(s->loop, &ls->l, &ls->addr, &lopts, on_accept, on_accept_error);
+        ls->fd = inherit_claim(&s->inherited, ls->svc->name, &ls->addr, &ls->bound);
+        if (ls->fd >= 0)
+            continue;
+        /* No accept callback: the listener is paused before the main loop
+         * could dispatch an event for it. */
+        int err = eddy_listener_open(s->loop, &ls->l, &ls->addr, &lopts, NULL, NULL);
         if (err) {
             const char *hint = err == -EADDRINUSE ? " (is another server using it?)"
                                : err == -EACCES   ? " (ports below 1024 need privileges)"
@@ -603,49 +925,314 @@ static int open_listeners(struct server *s, const struct config *cfg)
                     eddy_strerror(err), hint);
             return -1;
         }
-        ls->open = true;
-        log_msg(LOG_INFO, "%s listening on %s%s", ls->svc->name,
-                eddy_addr_format(&ls->l.addr, addr, sizeof addr),
-                cfg->edge ? " (edge-triggered)" : "");
+        eddy_listener_pause(&ls->l);
+        ls->opened_here = true;
+        ls->fd = eddy_listener_fd(&ls->l);
+        ls->bound = ls->l.addr;
+    }
+    inherit_close_unclaimed(&s->inherited);
+    return 0;
+}
+
+/* Said once the workers run: scripts, tests and operators take these lines
+ * to mean that eddy serves. */
+static void log_listeners(const struct server *s)
+{
+    char addr[EDDY_ADDR_STRLEN];
+    for (size_t i = 0; i < s->nls; i++) {
+        const struct listener *ls = &s->ls[i];
+        log_msg(LOG_INFO, "%s listening on %s%s%s", ls->svc->name,
+                eddy_addr_format(&ls->bound, addr, sizeof addr),
+                ls->opened_here ? "" : " (inherited)", s->opt->edge ? " (edge-triggered)" : "");
+    }
+}
+
+static unsigned usable_cpus(cpu_set_t *set)
+{
+    if (sched_getaffinity(0, sizeof *set, set) < 0)
+        return 1;
+    unsigned n = (unsigned)CPU_COUNT(set);
+    return n ? n : 1;
+}
+
+/* The index-th CPU in set, cycling when there are more workers than CPUs. */
+static int nth_cpu(const cpu_set_t *set, unsigned index)
+{
+    unsigned n = (unsigned)CPU_COUNT(set);
+    if (n == 0)
+        return -1;
+    index %= n;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, set) && index-- == 0)
+            return cpu;
+    return -1;
+}
+
+/* Made before the listeners are opened, so that a service that cannot
+ * start (static without its root) fails before eddy says it listens. */
+static int make_workers(struct server *s, unsigned count)
+{
+    s->workers = calloc(count, sizeof *s->workers);
+    if (!s->workers) {
+        fprintf(stderr, "eddy: out of memory\n");
+        return -1;
+    }
+    s->nworkers = count;
+    for (unsigned i = 0; i < count; i++)
+        if (s->ninit++, worker_init(s, &s->workers[i], i) < 0)
+            return -1;
+    return 0;
+}
+
+static int start_workers(struct server *s, const cpu_set_t *cpus)
+{
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        for (size_t j = 0; j < s->nls; j++) {
+            struct acceptor *a = &s->workers[i].acc[j];
+            eddy_io_init(s->workers[i].loop, &a->io, a->ls->fd, on_accept_io);
+            a->io.data = a;
+            int err = eddy_io_start(&a->io, EDDY_READ);
+            if (err < 0) {
+                fprintf(stderr, "eddy: cannot watch the %s listener: %s\n", a->ls->svc->name,
+                        eddy_strerror(err));
+                return -1;
+            }
+        }
+    }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        int cpu = s->opt->cpu_affinity ? nth_cpu(cpus, i) : -1;
+        if (cpu >= 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+        }
+        int err = pthread_create(&w->thread, &attr, worker_main, w);
+        pthread_attr_destroy(&attr);
+        if (err) {
+            fprintf(stderr, "eddy: cannot start %s: %s\n", w->name, strerror(err));
+            return -1;
+        }
+        /* For top -H and /proc: at most 15 characters. */
+        char tname[24];
+        snprintf(tname, sizeof tname, "eddy-w%u", i + 1);
+        tname[15] = '\0';
+        pthread_setname_np(w->thread, tname);
+        s->running++;
+        if (cpu >= 0)
+            log_msg(LOG_DEBUG, "%s pinned to CPU %d", w->name, cpu);
     }
     return 0;
 }
 
-/* Everything between creating the loop and running it. Returns the exit
- * status to give up with, or 0 to run. */
-static int start(struct server *s, const struct config *cfg)
+/* Everything between creating the main loop and running it. Returns the
+ * exit status to give up with, or 0 to run. */
+static int start(struct server *s)
 {
+    const struct options *o = s->opt;
     int err;
     if ((err = eddy_signal_start(&s->sigint, on_signal, SIGINT)) < 0 ||
-        (err = eddy_signal_start(&s->sigterm, on_signal, SIGTERM)) < 0) {
+        (err = eddy_signal_start(&s->sigterm, on_signal, SIGTERM)) < 0 ||
+        (err = eddy_signal_start(&s->sigusr2, on_signal, SIGUSR2)) < 0 ||
+        (err = eddy_signal_start(&s->sigchld, on_child, SIGCHLD)) < 0) {
         fprintf(stderr, "eddy: cannot watch signals: %s\n", eddy_strerror(err));
         return 1;
     }
-    if (cfg->access_log && (err = open_access_log(s, cfg->access_log)) < 0) {
-        fprintf(stderr, "eddy: cannot open access log '%s': %s\n", cfg->access_log,
+    char why[256];
+    if (inherit_take(&s->inherited, why, sizeof why) < 0) {
+        fprintf(stderr, "eddy: %s\n", why);
+        return 1;
+    }
+    if (o->access_log && (err = open_access_log(s, o->access_log)) < 0) {
+        fprintf(stderr, "eddy: cannot open access log '%s': %s\n", o->access_log,
                 eddy_strerror(err));
         return 1;
     }
-    if (open_listeners(s, cfg) < 0)
+    cpu_set_t cpus;
+    unsigned count = usable_cpus(&cpus);
+    if (o->workers)
+        count = o->workers;
+    if (make_workers(s, count) < 0 || open_listeners(s) < 0)
         return 1;
-    if (cfg->user)
-        return drop_privileges(cfg->user) < 0 ? 1 : 0;
-    if (geteuid() == 0 && serves_static(s))
+    if (o->user && drop_privileges(o->user) < 0)
+        return 1;
+    if (!o->user && geteuid() == 0 && serves_static(s))
         log_msg(LOG_WARNING, "static is serving files as root: consider --user NAME");
+    if (o->max_conns && eddy_timer_start(&s->reject_report, on_reject_report, REJECT_REPORT_MS,
+                                         REJECT_REPORT_MS) < 0) {
+        fprintf(stderr, "eddy: out of memory\n");
+        return 1;
+    }
+    /* Threads are created after the signal watchers blocked their
+     * signals, so they inherit the mask and every signal reaches the
+     * main loop's signalfd. */
+    if (start_workers(s, &cpus) < 0)
+        return 1;
+    log_listeners(s);
+    if (o->pid_file && (err = pidfile_write(o->pid_file)) < 0) {
+        log_msg(LOG_ERROR, "cannot write pid file %s: %s", o->pid_file, eddy_strerror(err));
+        return 1;
+    }
+    log_msg(LOG_INFO, "process %d serving with %u worker(s)%s", (int)getpid(), count,
+            o->cpu_affinity ? ", pinned to CPUs" : "");
+    inherit_notify_ready(&s->inherited);
+    /* MAINPID too: after a restart the main process is a new one, and
+     * systemd (NotifyAccess=all) must follow it before the old one exits. */
+    char state[64];
+    snprintf(state, sizeof state, "READY=1\nMAINPID=%d", (int)getpid());
+    notify_systemd(state);
     return 0;
+}
+
+/* ---- eddy --upgrade ------------------------------------------------------------------ */
+
+static void comm_of(pid_t pid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    if (fgets(buf, (int)size, f))
+        buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+}
+
+/* Asks the eddy in the pid file to restart, and waits until a new process
+ * has written its pid there (it does so just before it says it is ready). */
+static int upgrade_command(const struct options *o)
+{
+    pid_t pid = pidfile_read(o->pid_file);
+    if (pid < 0) {
+        fprintf(stderr, "eddy: --upgrade: cannot read a pid from %s: %s\n", o->pid_file,
+                eddy_strerror(pid));
+        return 1;
+    }
+    /* A stale pid file may name an unrelated process, which SIGUSR2
+     * would kill: only signal a process with our name. */
+    char mine[32], theirs[32];
+    comm_of(getpid(), mine, sizeof mine);
+    comm_of(pid, theirs, sizeof theirs);
+    if (strcmp(mine, theirs) != 0) {
+        fprintf(stderr, "eddy: --upgrade: process %d (from %s) is %s, not %s\n", (int)pid,
+                o->pid_file, theirs[0] ? theirs : "not running", mine);
+        return 1;
+    }
+    if (kill(pid, SIGUSR2) < 0) {
+        fprintf(stderr, "eddy: --upgrade: cannot signal process %d: %s\n", (int)pid,
+                strerror(errno));
+        return 1;
+    }
+    struct timespec tick = {0, 20 * 1000 * 1000};
+    for (uint64_t waited_ms = 0; waited_ms < (o->upgrade_timeout_s + 2) * 1000; waited_ms += 20) {
+        pid_t now = pidfile_read(o->pid_file);
+        if (now > 0 && now != pid) {
+            printf("eddy: process %d replaced process %d\n", (int)now, (int)pid);
+            return 0;
+        }
+        if (kill(pid, 0) < 0 && errno == ESRCH) {
+            fprintf(stderr, "eddy: --upgrade: process %d exited without a successor\n", (int)pid);
+            return 1;
+        }
+        nanosleep(&tick, NULL);
+    }
+    fprintf(stderr,
+            "eddy: --upgrade: no new process within %llu s; process %d still serves (its log "
+            "says why)\n",
+            (unsigned long long)o->upgrade_timeout_s, (int)pid);
+    return 1;
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+static void cleanup(struct server *s)
+{
+    for (unsigned i = 0; i < s->running; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    for (unsigned i = 0; i < s->ninit; i++) {
+        worker_cleanup(&s->workers[i]);
+        free(s->workers[i].acc);
+    }
+    free(s->workers);
+    size_t closed = atomic_load(&s->force_closed);
+    if (closed)
+        log_msg(LOG_WARNING, "closed %zu connection(s) that did not finish in time", closed);
+    /* After a hand-over, closing would remove a Unix socket's file, which
+     * the new process serves; the fds close with the process. */
+    if (!s->handed_over)
+        close_listeners(s);
+    eddy_timer_stop(&s->drain_deadline);
+    eddy_timer_stop(&s->reject_report);
+    eddy_timer_stop(&s->upgrade_timer);
+    on_reject_report(&s->reject_report);
+    if (s->access) {
+        access_log_close(s->access);
+        free(s->access);
+    }
+    eddy_signal_stop(&s->sigint);
+    eddy_signal_stop(&s->sigterm);
+    eddy_signal_stop(&s->sigusr2);
+    eddy_signal_stop(&s->sigchld);
+    eddy_async_stop(&s->wake);
+    eddy_loop_free(s->loop);
+    if (s->opt->pid_file)
+        pidfile_remove(s->opt->pid_file);
 }
 
 int main(int argc, char **argv)
 {
-    struct config cfg;
-    parse_args(argc, argv, &cfg);
-    static struct listener ls[MAX_LISTENERS];
-    struct server s = {.ls = ls};
-    s.nls = parse_services(&cfg, argv + optind, argc - optind, ls);
-    log_init("eddy", cfg.level);
+    static struct options opt;
+    char err_text[512];
+    /* getopt_long permutes argv; parse a copy, so that a restart runs the
+     * command line exactly as typed (and ps shows it so). */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args)
+        return 1;
+    memcpy(args, argv, (size_t)argc * sizeof *args);
+    int rc = options_parse(&opt, argc, args, err_text, sizeof err_text);
+    free(args); /* the options point into the strings, not into the array */
+    if (rc < 0) {
+        fprintf(stderr, "eddy: %s\nTry 'eddy --help' for more information.\n", err_text);
+        return 2;
+    }
+    switch (opt.action) {
+    case OPTIONS_HELP:
+        options_usage(stdout);
+        return 0;
+    case OPTIONS_VERSION:
+        printf("eddy %s\n", EDDY_VERSION);
+        return 0;
+    case OPTIONS_UPGRADE:
+        return upgrade_command(&opt);
+    case OPTIONS_RUN:
+        break;
+    }
+
+    static struct server s;
+    s.opt = &opt;
+    s.argv = argv;
+    s.upgrade_fd = -1;
+    pthread_mutex_init(&s.hold_lock, NULL);
+    pthread_cond_init(&s.hold_cond, NULL);
+    s.nls = opt.nservices;
+    for (size_t i = 0; i < s.nls; i++) {
+        s.ls[i].svc = opt.services[i].svc;
+        s.ls[i].addr = opt.services[i].addr;
+        s.ls[i].fd = -1;
+    }
+    log_init("eddy", opt.level);
     raise_fd_limit();
-    s.drain_ms = cfg.drain_s * 1000;
-    s.max_conns = cfg.max_conns;
+    /* A restart runs the binary now at this path, which may be a newer
+     * one than /proc/self/exe (that stays the file we were started from). */
+    ssize_t n = readlink("/proc/self/exe", s.exe, sizeof s.exe - 1);
+    if (n < 0 || n >= (ssize_t)sizeof s.exe - 1)
+        snprintf(s.exe, sizeof s.exe, "/proc/self/exe");
+    else
+        s.exe[n] = '\0';
 
     /* The library never raises SIGPIPE itself (it sends with MSG_NOSIGNAL);
      * ignoring it here also covers any other write the program makes. */
@@ -656,42 +1243,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "eddy: cannot create the event loop: %s\n", eddy_strerror(err));
         return 1;
     }
-    if (cfg.trace)
+    if (opt.trace)
         eddy_loop_set_trace(s.loop, on_trace, NULL);
-    eddy_timer_init(s.loop, &s.drain);
-    s.drain.data = &s;
-    eddy_timer_init(s.loop, &s.drain_check);
-    s.drain_check.data = &s;
+    eddy_timer_init(s.loop, &s.drain_deadline);
     eddy_timer_init(s.loop, &s.reject_report);
-    s.reject_report.data = &s;
+    eddy_timer_init(s.loop, &s.upgrade_timer);
+    s.drain_deadline.data = s.reject_report.data = s.upgrade_timer.data = &s;
     eddy_signal_init(s.loop, &s.sigint);
     eddy_signal_init(s.loop, &s.sigterm);
-    s.sigint.data = s.sigterm.data = &s;
-    int status = start(&s, &cfg);
+    eddy_signal_init(s.loop, &s.sigusr2);
+    eddy_signal_init(s.loop, &s.sigchld);
+    s.sigint.data = s.sigterm.data = s.sigusr2.data = s.sigchld.data = &s;
+    eddy_async_start(s.loop, &s.wake, on_wake);
+    s.wake.data = &s;
+
+    int status = start(&s);
     if (status == 0 && (err = eddy_loop_run(s.loop, EDDY_RUN_DEFAULT)) < 0) {
         log_msg(LOG_ERROR, "event loop failed: %s", eddy_strerror(err));
         status = 1;
     }
-
-    for (size_t i = 0; i < s.nls; i++) {
-        if (ls[i].open)
-            eddy_listener_close(&ls[i].l);
-        if (ls[i].started)
-            svc_ctx_close_all(&ls[i].ctx);
+    if (status) {
+        /* A failed start: stop whatever workers did start, at once. */
+        atomic_store(&s.phase, PHASE_FORCE);
+        tell_workers(&s);
     }
-    eddy_timer_stop(&s.drain);
-    eddy_timer_stop(&s.drain_check);
-    eddy_timer_stop(&s.reject_report);
-    if (s.access) {
-        access_log_close(s.access);
-        free(s.access);
-    }
-    eddy_signal_stop(&s.sigint);
-    eddy_signal_stop(&s.sigterm);
-    eddy_loop_free(s.loop);
-    for (size_t i = 0; i < s.nls; i++)
-        if (ls[i].started)
-            svc_ctx_stop(&ls[i].ctx);
+    cleanup(&s);
+    if (status == 0)
+        status = s.status;
     if (status == 0)
         log_msg(LOG_INFO, "stopped");
     return status;

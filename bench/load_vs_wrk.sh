@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# bench/load_vs_wrk.sh: is eddy-load a trustworthy client? It drives the same
+# nginx (one worker, no access log, `return 200 "Hello, world!"`, on
+# 127.0.0.1) as wrk does, with the same connections, threads and duration,
+# in the same run, and prints both requests/s and their ratio. They should
+# agree within 10%.
+#
+#   bench/load_vs_wrk.sh                        # 3 rounds of 5 s each
+#   DURATION=2 ROUNDS=1 bench/load_vs_wrk.sh    # quicker, noisier
+#
+# Environment (defaults in brackets):
+#   DURATION  seconds per run [5]         ROUNDS   rounds, each runs both [3]
+#   CONNS     connections [100]           THREADS  client threads [1]
+#   SERVER_CPU / CLIENT_CPU  CPUs for nginx / for the client [0 / 1]
+#   EDDY_LOAD  the eddy-load binary [build/eddy-load, built first]
+#
+# Both clients keep one request in flight per connection (wrk has no
+# pipelining without a script). The rounds alternate which client goes
+# first; the figure is the median of the rounds. The machine's noise
+# moves both, so only the ratio within a round means anything.
+#
+# Each run also shows the client's own CPU time per request (user + system,
+# from /usr/bin/time when it is installed). When the client's CPU is busy
+# with other work too, the cheaper client gets more requests through: wrk
+# makes two epoll_ctl calls per request (it arms and disarms EPOLLOUT),
+# eddy-load none, so a ratio above 1 with a lower eddy-load CPU figure means
+# the clients' costs showed, not that a count is wrong.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-100}
+THREADS=${THREADS:-1}
+for v in DURATION ROUNDS CONNS THREADS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a whole number above 0, not '${!v}'"
+done
+
+need_tools wrk nginx taskset
+if [ -z "${EDDY_LOAD:-}" ]; then
+    if [ "${BENCH_NO_BUILD:-}" != 1 ]; then
+        make -C "$ROOT" --no-print-directory -s build/eddy-load || die "the build failed"
+    fi
+    EDDY_LOAD=$ROOT/build/eddy-load
+fi
+[ -x "$EDDY_LOAD" ] || die "$EDDY_LOAD is missing (make build/eddy-load)"
+
+start_http nginx "$((CONNS + 64))"
+URL="http://127.0.0.1:${PORT[nginx]}/"
+echo "load_vs_wrk: nginx at $URL on CPU $SERVER_CPU; clients on CPU $CLIENT_CPU;" \
+    "-c $CONNS -t $THREADS, ${DURATION}s x $ROUNDS rounds"
+
+# Warm both up, so that neither pays for nginx's first connections.
+run_client "$TMP/warm.out" wrk -t"$THREADS" -c"$CONNS" -d1s "$URL" || true
+run_client "$TMP/warm.out" "$EDDY_LOAD" http "127.0.0.1:${PORT[nginx]}" -c "$CONNS" \
+    -t "$THREADS" -d 1 || true
+
+WRK_RPS=() LOAD_RPS=() RATIOS=()
+TIMER=()
+[ -x /usr/bin/time ] && TIMER=(/usr/bin/time -f '%U %S' -o "$TMP/cpu")
+
+# Client CPU µs per request of the last run ("-" without /usr/bin/time).
+cpu_us() {
+    if [ ${#TIMER[@]} -eq 0 ] || ! [ -s "$TMP/cpu" ]; then
+        echo -
+        return
+    fi
+    awk -v n="$1" '{ printf "%.1f", (n > 0) ? ($1 + $2) * 1e6 / n : 0 }' "$TMP/cpu"
+}
+
+run_wrk() {
+    local out=$TMP/wrk.out rps requests
+    run_client "$out" "${TIMER[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$URL" ||
+        die "wrk failed: $(tr '\n' ' ' <"$out")"
+    alive nginx
+    if grep -qE 'Socket errors|Non-2xx' "$out"; then
+        echo "WARNING: wrk: $(grep -E 'Socket errors|Non-2xx' "$out" | tr -s ' \n' ' ')" >&2
+    fi
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    [ -n "$rps" ] || die "no Requests/sec in wrk's output: $(tr '\n' ' ' <"$out")"
+    requests=$(awk '/ requests in / { print $1 }' "$out")
+    echo "$rps $(cpu_us "$requests")"
+}
+
+run_load() {
+    local out=$TMP/load.out rc=0 line
+    run_client "$out" "${TIMER[@]}" "$EDDY_LOAD" http "127.0.0.1:${PORT[nginx]}" -c "$CONNS" -t "$THREADS" \
+        -d "$DURATION" --json || rc=$?
+    alive nginx
+    # Exit 1 means errors were counted: worth a warning, the figure stands.
+    [ "$rc" -le 1 ] || die "eddy-load failed (exit $rc): $(tr '\n' ' ' <"$out")"
+    line=$("$PYTHON" - "$out" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r["errors_total"]:
+    print(f"WARNING: eddy-load counted {r['errors_total']} errors: {r['errors']} "
+          f"(first: {r['first_error']})", file=sys.stderr)
+print(f"{r['requests_per_s']:.2f} {r['requests']}")
+EOF
+    ) || die "eddy-load's --json output did not parse: $(tr '\n' ' ' <"$out")"
+    echo "${line% *} $(cpu_us "${line#* }")"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0) ? a / b : 0 }'; }
+
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    # Command substitutions, not process substitutions: a die() inside
+    # must end the script.
+    if ((round % 2)); then
+        wline=$(run_wrk)
+        lline=$(run_load)
+    else
+        lline=$(run_load)
+        wline=$(run_wrk)
+    fi
+    read -r w wcpu <<<"$wline"
+    read -r l lcpu <<<"$lline"
+    r=$(ratio "$l" "$w")
+    WRK_RPS+=("$w") LOAD_RPS+=("$l") RATIOS+=("$r")
+    printf '  round %d/%d: wrk %8.0f req/s (%s us CPU/req)   eddy-load %8.0f req/s (%s us CPU/req)   eddy-load/wrk %s\n' \
+        "$round" "$ROUNDS" "$w" "$wcpu" "$l" "$lcpu" "$r"
+    result load_vs_wrk wrk keep-alive req_per_s "$w"
+    result load_vs_wrk eddy-load keep-alive req_per_s "$l"
+done
+
+med_w=$(median "${WRK_RPS[@]}")
+med_l=$(median "${LOAD_RPS[@]}")
+med_r=$(median "${RATIOS[@]}")
+echo
+printf 'median of %d: wrk %.0f req/s, eddy-load %.0f req/s, eddy-load/wrk %s (per round: %s)\n' \
+    "$ROUNDS" "$med_w" "$med_l" "$med_r" "${RATIOS[*]}"
+if awk -v r="$med_r" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then
+    echo "eddy-load and wrk agree within 10%"
+else
+    echo "WARNING: eddy-load and wrk differ by more than 10% (a noisy machine can do that; run again)"
+fi

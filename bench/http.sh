@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# bench/http.sh: eddy's HTTP service against nginx and tutorial 000's Python
-# epoll server, on 127.0.0.1 only, each server pinned to one CPU and the load
-# generator to the other.
+# bench/http.sh: eddy's HTTP service against nginx, the floor (bench/floor.c,
+# the cheapest epoll loop: this machine's syscall limit) and tutorial 000's
+# Python epoll server, on 127.0.0.1 only, each server pinned to one CPU and
+# the load generator to the other.
 #
 #   bench/http.sh                     # about 2-3 minutes
 #   DURATION=5 ROUNDS=1 bench/http.sh # quicker, noisier
 #   OUT=results.md bench/http.sh      # also write the table as markdown
 #
 # Environment (defaults in brackets):
-#   DURATION  seconds per wrk run [8]        ROUNDS  repetitions of every run [3]
+#   DURATION  seconds per wrk run [$BENCH_SECONDS, else 8]
+#   ROUNDS    repetitions of every run [3]
 #   CONNS     wrk connections [100]          DEPTH   requests per pipelined write [16]
 #   AB_N      requests per ab run [20000]    AB_C    ab concurrency [50]
 #   SERVER_CPU / CLIENT_CPU  CPUs for the servers / for wrk and ab [0 / 1]
 #   OUT       optional markdown file for the table
+#   RESULTS   optional file that gets the medians as tab-separated lines
+#             (bench/run.sh collects them for docs/benchmarks.md)
 #
 # Modes:
 #   keep-alive    wrk -t1 -c$CONNS: one request in flight per connection
@@ -30,182 +34,35 @@
 # run mean anything, never the absolute numbers.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DURATION=${DURATION:-8}
+DURATION=${DURATION:-${BENCH_SECONDS:-8}}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-100}
 DEPTH=${DEPTH:-16}
 AB_N=${AB_N:-20000}
 AB_C=${AB_C:-50}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-}
-PYTHON=/usr/bin/python3
-
-"$ROOT/scripts/ensure-deps" bench
-[ -x "$PYTHON" ] || { echo "bench: $PYTHON is needed for the tutorial's server" >&2; exit 1; }
-make -C "$ROOT" --no-print-directory -s BUILD=build build/eddy
-EDDY="$ROOT/build/eddy"
-
-if [ "$(nproc)" -lt 2 ]; then
-    echo "bench: warning: fewer than 2 CPUs; server and client share one" >&2
-    SERVER_CPU=0 CLIENT_CPU=0
-fi
-
-TICK=$(getconf CLK_TCK)
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/eddy-bench.XXXXXX")
-SERVER_PIDS=()
-CLIENT_PID=
 WARNINGS=()
 
-cleanup() {
-    local rc=$? pid i
-    trap - EXIT INT TERM
-    if [ -n "$CLIENT_PID" ] && kill -0 "$CLIENT_PID" 2>/dev/null; then
-        kill -TERM "$CLIENT_PID" 2>/dev/null || true
-    fi
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    # eddy drains open connections for up to 5 s on SIGTERM; wait a little
-    # longer than that, then insist.
-    for pid in "${SERVER_PIDS[@]}" ${CLIENT_PID:+"$CLIENT_PID"}; do
-        for ((i = 0; i < 70; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A port nobody listens on right now (the kernel picks it; there is a small
-# window before our server binds it, acceptable for a benchmark).
-free_port() {
-    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits until the server on $2 answers a complete HTTP/1.0 request. A full
-# request, not a bare connect: the tutorial's server spins on a connection
-# that closes before sending one (EOF keeps EPOLLIN set and it never closes).
-wait_ready() {
-    local name=$1 port=$2 pid=$3 i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || { echo "bench: $name exited at start-up:" >&2; tail -n 20 "$TMP/$name.log" >&2; exit 1; }
-        if "$PYTHON" - "$port" <<'EOF' 2>/dev/null; then return 0; fi
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-sys.exit(0 if data.startswith(b"HTTP/1.") and data.endswith(b"Hello, world!") else 1)
-EOF
-        sleep 0.1
-    done
-    echo "bench: $name did not answer on 127.0.0.1:$port" >&2
-    tail -n 20 "$TMP/$name.log" >&2
-    exit 1
-}
-
-# utime + stime of a whole process (all its threads), in clock ticks.
-cpu_ticks() {
-    local stat rest
-    stat=$(<"/proc/$1/stat")
-    rest=${stat##*) } # the command name may hold spaces; skip past it
-    read -r -a f <<<"$rest"
-    echo $((f[11] + f[12])) # fields 14 and 15 of proc(5), counted from 3
-}
-
-# Runs a client pinned to CLIENT_CPU in the background and waits for it, so
-# that Ctrl-C or SIGTERM reach the trap at once instead of after the run.
-run_client() {
-    local out=$1 rc=0
-    shift
-    taskset -c "$CLIENT_CPU" "$@" >"$out" 2>&1 &
-    CLIENT_PID=$!
-    wait "$CLIENT_PID" || rc=$?
-    CLIENT_PID=
-    return "$rc"
-}
+"$ROOT/scripts/ensure-deps" bench || die "tools are missing (above)"
+need_tools wrk ab nginx taskset
+[ -x "$PYTHON" ] || die "$PYTHON is needed for the tutorial's server"
+build_bench
 
 # --- servers ---------------------------------------------------------------
 
-EDDY_PORT=$(free_port)
-NGINX_PORT=$(free_port)
-PY_PORT=$(free_port)
-
-taskset -c "$SERVER_CPU" "$EDDY" --log-level warning "http=127.0.0.1:$EDDY_PORT" >"$TMP/eddy.log" 2>&1 &
-EDDY_PID=$!
-SERVER_PIDS+=("$EDDY_PID")
-
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-# Minimal nginx for bench/http.sh: one process, no logging per request.
-worker_processes 1;
-daemon off;
-master_process off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events {
-    worker_connections 1024;
-}
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            return 200 "Hello, world!";
-        }
-    }
-}
-EOF
-taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.log" 2>&1 &
-NGINX_PID=$!
-SERVER_PIDS+=("$NGINX_PID")
-
-taskset -c "$SERVER_CPU" "$PYTHON" "$HERE/peers/seed000_http.py" "$PY_PORT" >"$TMP/python.log" 2>&1 &
-PY_PID=$!
-SERVER_PIDS+=("$PY_PID")
-
-wait_ready eddy "$EDDY_PORT" "$EDDY_PID"
-wait_ready nginx "$NGINX_PORT" "$NGINX_PID"
-wait_ready python "$PY_PORT" "$PY_PID"
-
-declare -A PORT=([eddy]=$EDDY_PORT [nginx]=$NGINX_PORT [python]=$PY_PORT)
-declare -A PID=([eddy]=$EDDY_PID [nginx]=$NGINX_PID [python]=$PY_PID)
+SERVERS=(eddy nginx floor python)
+for s in "${SERVERS[@]}"; do start_http "$s"; done
 declare -A RPS=() CPU=() SRV=() CLI=()
 
-echo "bench: eddy :$EDDY_PORT  nginx :$NGINX_PORT  python :$PY_PORT  (servers on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU)"
+echo "bench: eddy :${PORT[eddy]}  nginx :${PORT[nginx]}  floor :${PORT[floor]}  python :${PORT[python]}  (servers on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU)"
 echo "bench: DURATION=${DURATION}s ROUNDS=$ROUNDS CONNS=$CONNS DEPTH=$DEPTH AB_N=$AB_N AB_C=$AB_C CLK_TCK=$TICK"
 
 warn() {
     WARNINGS+=("$1")
     echo "WARNING: $1" >&2
-}
-
-alive() {
-    kill -0 "${PID[$1]}" 2>/dev/null && return 0
-    echo "bench: $1 died during the run; its log:" >&2
-    tail -n 20 "$TMP/$1.log" >&2
-    exit 1
 }
 
 # "busy total" jiffies of one CPU from /proc/stat. Busy counts user, nice,
@@ -238,7 +95,7 @@ record() {
 # wrk against one server; $2 is keep-alive or pipelined.
 run_wrk() {
     local server=$1 mode=$2 before after s0 s1 out="$TMP/wrk.out" rc=0 args=()
-    [ "$mode" = pipelined ] && args=(-s "$HERE/pipeline.lua")
+    [ "$mode" = pipelined ] && args=(-s "$BENCH_DIR/pipeline.lua")
     s0=$(snapshot)
     before=$(cpu_ticks "${PID[$server]}")
     run_client "$out" wrk -t1 -c"$CONNS" -d"${DURATION}s" "${args[@]}" \
@@ -289,20 +146,22 @@ run_ab() {
 # --- runs ------------------------------------------------------------------
 
 echo "bench: warming up"
-for s in eddy nginx; do
+for s in eddy nginx floor; do
     run_client "$TMP/warm.out" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$s]}/" || true
 done
-run_client "$TMP/warm.out" ab -q -n 1000 -c 10 "http://127.0.0.1:$PY_PORT/" || true
+run_client "$TMP/warm.out" ab -q -n 1000 -c 10 "http://127.0.0.1:${PORT[python]}/" || true
 
 for ((round = 1; round <= ROUNDS; round++)); do
     # Alternate who goes first, so a drift in the machine's load does not
     # always favour the same server.
-    if ((round % 2)); then order=(eddy nginx); else order=(nginx eddy); fi
+    if ((round % 2)); then order=(eddy nginx floor); else order=(floor nginx eddy); fi
     echo "round $round/$ROUNDS"
     for mode in keep-alive pipelined; do
         for s in "${order[@]}"; do run_wrk "$s" "$mode"; done
     done
-    for s in "${order[@]}" python; do run_ab "$s"; done
+    # The floor never closes a connection, so ab (HTTP/1.0, reads to EOF)
+    # cannot drive it: conn/request does not apply to it.
+    for s in "${order[@]}" python; do [ "$s" = floor ] || run_ab "$s"; done
 done
 
 # --- table -----------------------------------------------------------------
@@ -321,20 +180,26 @@ declare -A MODE_DESC=(
     [pipelined]="pipelined x$DEPTH (wrk -c$CONNS)"
     [conn/request]="conn/request (ab -c$AB_C)"
 )
-HEAD=(server mode "req/s" "µs CPU/req" "CPU busy srv/cli" "eddy/nginx req/s" "eddy/nginx CPU" "eddy/python req/s" "eddy/python CPU")
+HEAD=(server mode "req/s" "µs CPU/req" "CPU busy srv/cli" "eddy/nginx req/s" "eddy/nginx CPU" "eddy/floor CPU" "eddy/python req/s" "eddy/python CPU")
 ROWS=()
 for mode in "${MODES[@]}"; do
     declare -A med_r=() med_c=() med_b=() med_k=()
-    for s in eddy nginx python; do
+    for s in eddy nginx floor python; do
         med_r[$s]=$(median "${RPS[$s|$mode]:-}")
         med_c[$s]=$(median "${CPU[$s|$mode]:-}")
         med_b[$s]=$(median "${SRV[$s|$mode]:-}")
         med_k[$s]=$(median "${CLI[$s|$mode]:-}")
     done
-    for s in eddy nginx python; do
-        if [ "$s" = python ] && [ "$mode" != conn/request ]; then
-            ROWS+=("python|${MODE_DESC[$mode]}|n/a|n/a|n/a|-|-|-|-")
+    for s in eddy nginx floor python; do
+        if { [ "$s" = python ] && [ "$mode" != conn/request ]; } || { [ "$s" = floor ] && [ "$mode" = conn/request ]; }; then
+            ROWS+=("$s|${MODE_DESC[$mode]}|n/a|n/a|n/a|-|-|-|-|-")
             continue
+        fi
+        if [ -n "${med_r[$s]}" ]; then
+            result http "$s" "$mode" rps "${med_r[$s]}"
+            result http "$s" "$mode" us_per_req "${med_c[$s]}"
+            result http "$s" "$mode" server_busy "${med_b[$s]}"
+            result http "$s" "$mode" client_busy "${med_k[$s]}"
         fi
         r=${med_r[$s]} c=${med_c[$s]} b=${med_b[$s]}
         [ -n "$r" ] && r=$(printf '%.0f' "$r") || r="failed"
@@ -343,11 +208,12 @@ for mode in "${MODES[@]}"; do
         if [ "$s" = eddy ]; then
             en_r=$(ratio "${med_r[eddy]}" "${med_r[nginx]}")
             en_c=$(ratio "${med_c[eddy]}" "${med_c[nginx]}")
+            ef_c=$(ratio "${med_c[eddy]}" "${med_c[floor]:-}")
             ep_r=$(ratio "${med_r[eddy]}" "${med_r[python]}")
             ep_c=$(ratio "${med_c[eddy]}" "${med_c[python]}")
-            ROWS+=("eddy|${MODE_DESC[$mode]}|$r|$c|$b|$en_r|$en_c|$ep_r|$ep_c")
+            ROWS+=("eddy|${MODE_DESC[$mode]}|$r|$c|$b|$en_r|$en_c|$ef_c|$ep_r|$ep_c")
         else
-            ROWS+=("$s|${MODE_DESC[$mode]}|$r|$c|$b|-|-|-|-")
+            ROWS+=("$s|${MODE_DESC[$mode]}|$r|$c|$b|-|-|-|-|-")
         fi
     done
     unset med_r med_c med_b med_k
@@ -358,6 +224,7 @@ NOTES=(
     "Servers pinned to CPU $SERVER_CPU, wrk/ab to CPU $CLIENT_CPU, all on 127.0.0.1. µs CPU/req = server utime+stime (/proc/PID/stat) / requests completed."
     "Ratios: req/s above 1 means eddy serves more; CPU below 1 means eddy spends less per request."
     "CPU busy srv/cli = how busy the server's CPU and the client's CPU were (user+system+irq+softirq from /proc/stat). A client near 100% with the server well below means the single-threaded client (wrk or ab) set the pace: req/s then measures the client, and µs CPU/req is the figure that compares the servers. µs CPU/req leaves out softirq time (loopback TCP receive work), which no process is charged for."
+    "floor = bench/floor.c, the cheapest epoll loop that keeps wrk happy (read, count request ends, write fixed responses; no parsing): this machine's syscall limit. It never closes a connection, so ab cannot drive it (n/a in conn/request)."
     "python = tutorial 000's epoll server (bench/peers/seed000_http.py, prints removed). It answers one request per connection and closes, so keep-alive and pipelining do not apply to it (n/a): it is measured in conn/request mode only."
 )
 
@@ -393,7 +260,7 @@ print_markdown() {
     echo
     printf '| %s ' "${HEAD[@]}"
     echo '|'
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for row in "${ROWS[@]}"; do
         echo "| ${row//|/ | } |"
     done

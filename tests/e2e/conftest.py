@@ -12,6 +12,7 @@ or build/eddy in the repository.
 import os
 import re
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -33,6 +34,7 @@ VALUE_OPTIONS = {
     "--body", "--content-type", "--root", "--max-body", "--header-timeout",
     "--keepalive-timeout", "--access-log", "--max-connections", "--drain-timeout", "--user",
     "--max-request-line", "--max-header-bytes", "--max-headers",
+    "-w", "--workers", "--pid-file", "--upgrade-timeout",
 }
 
 # Seed 001's logging shape: asctime - name - thread - level - message.
@@ -51,6 +53,11 @@ TIMEOUT = 5.0  # default for every socket operation and every wait
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 TEST_ALARM = 45  # backstop: no single test may run longer than this
+
+
+# $EDDY_WRAPPER (e.g. "valgrind --tool=memcheck ...", see `make valgrind`) is
+# put in front of every eddy and example command, after any test's prefix.
+WRAPPER = shlex.split(os.environ.get("EDDY_WRAPPER", ""))
 
 
 def eddy_path():
@@ -272,7 +279,7 @@ def eddy(eddy_bin):
 
     def start(*args, prefix=(), expect=None):
         args = [str(a) for a in args]
-        e = Eddy(list(prefix) + [eddy_bin] + args,
+        e = Eddy(list(prefix) + WRAPPER + [eddy_bin] + args,
                  expect if expect is not None else count_services(args))
         started.append(e)
         e.wait_ready()
@@ -296,7 +303,7 @@ def example():
     where = Path(os.environ.get("EDDY_EXAMPLES", REPO / "build" / "examples"))
 
     def start(name, *args):
-        e = Eddy([str(where / name)] + [str(a) for a in args], 1,
+        e = Eddy(WRAPPER + [str(where / name)] + [str(a) for a in args], 1,
                  listen_re=EXAMPLE_READY_RE, merge_stdout=True)
         started.append(e)
         e.wait_ready()
@@ -315,7 +322,7 @@ def trigger(request):
 def run_eddy(eddy_bin, *args, timeout=TIMEOUT):
     """Runs eddy to completion (for arguments that make it exit)."""
     try:
-        return subprocess.run([eddy_bin, *map(str, args)], stdin=subprocess.DEVNULL,
+        return subprocess.run([*WRAPPER, eddy_bin, *map(str, args)], stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"eddy {' '.join(map(str, args))} still running after {timeout} s "

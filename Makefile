@@ -38,7 +38,17 @@ LIB := $(BUILD)/libeddy.a
 SVC_LIB := $(BUILD)/libeddy-services.a
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all run test unit e2e asan-test deps fuzz format clean
+.PHONY: all run test unit e2e asan-test fuzz format clean
+
+# What the goals need from Debian is installed (scripts/ensure-deps) while
+# this file is read, before any rule runs: make caches the directories it
+# has looked in, so files that a package adds in the middle of a run (the
+# llhttp sources) would not be seen.
+deps_for = $(if $(filter test unit e2e asan-test soak,$(1)),test) \
+	$(if $(filter fuzz fuzz-ci,$(1)),fuzz) $(if $(filter bench,$(1)),bench) \
+	$(if $(filter valgrind,$(1)),valgrind)
+$(foreach set,$(sort $(call deps_for,$(MAKECMDGOALS))),$(if \
+	$(shell scripts/ensure-deps $(set) >&2 && echo ok),,$(error packages for "$(set)" are missing)))
 .DEFAULT_GOAL := all
 # Objects of the examples and tests are intermediates of pattern rules; keep
 # them, so a second `make test` does not rebuild what did not change.
@@ -92,11 +102,8 @@ $(BUILD)/tests/test_http_parse: $(ORACLE_OBJ)
 run: $(BUILD)/eddy
 	$(BUILD)/eddy
 
-deps:
-	@scripts/ensure-deps test
-
 # Criterion runs each test in a forked worker; --jobs 2 matches the machine.
-unit: deps $(UNIT_TESTS)
+unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t --jobs 2 --short-filename; done
 
 # The fault-injection tests (tests/e2e/test_faults.py) preload this to make
@@ -106,14 +113,14 @@ $(BUILD)/tests/libfailmalloc.so: tests/fault/failmalloc.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(OPT) -g -fPIC -shared $< -o $@
 
-e2e: deps $(BUILD)/eddy $(EXAMPLES) $(BUILD)/tests/libfailmalloc.so
+e2e: $(BUILD)/eddy $(EXAMPLES) $(BUILD)/tests/libfailmalloc.so
 	EDDY_BIN=$(abspath $(BUILD)/eddy) EDDY_EXAMPLES=$(abspath $(BUILD)/examples) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 # The sanitizer pass builds everything again in its own tree and runs both
 # suites against it. halt_on_error makes any report fail the run.
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-asan-test: deps
+asan-test:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan CFLAGS="$(SAN_FLAGS)" unit e2e
 
 test: unit e2e asan-test soak fuzz-ci
@@ -124,7 +131,7 @@ test: unit e2e asan-test soak fuzz-ci
 # logs are left in $(BUILD)/soak/.
 .PHONY: soak valgrind valgrind-e2e
 SOAK_SECONDS ?= 60
-soak: deps $(BUILD)/eddy
+soak: $(BUILD)/eddy
 	SOAK_SECONDS=$(SOAK_SECONDS) EDDY=$(abspath $(BUILD)/eddy) SOAK_OUT=$(abspath $(BUILD)/soak) \
 		bench/soak.sh
 
@@ -160,7 +167,6 @@ VG_DESELECT := -k "not static and not test_big_response_never_read_then_client_l
 VALGRIND := $(or $(shell command -v valgrind),valgrind) --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--error-exitcode=$(VG_EXIT) --num-callers=30 --suppressions=$(abspath tests/fault/valgrind.supp)
 valgrind:
-	@scripts/ensure-deps valgrind
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/valgrind CFLAGS="$(VG_FLAGS)" valgrind-e2e
 
 valgrind-e2e: all $(BUILD)/tests/libfailmalloc.so
@@ -223,7 +229,6 @@ $(BUILD)/fuzz/fuzz_%:
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(FUZZ_LDFLAGS)
 
 fuzz:
-	@scripts/ensure-deps fuzz
 	@$(MAKE) --no-print-directory $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(firstword $(subst :, ,$(f))))
 	@set -e; for pair in $(FUZZERS); do \
 		f=$${pair%%:*}; c=$${pair#*:}; scratch=$(BUILD)/fuzz/corpus-$$c; \
@@ -251,7 +256,6 @@ $(BUILD)/bench/%: bench/%.c bench/floor.h
 	$(CC) $(ALL_CFLAGS) $< -o $@
 
 bench: $(BUILD)/eddy $(BUILD)/eddy-load $(BENCH_BIN)
-	@scripts/ensure-deps bench
 	BENCH_NO_BUILD=1 bench/run.sh
 
 format:

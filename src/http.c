@@ -35,6 +35,7 @@ struct eddy_http_conn {
 #define DEFAULT_BODY_TIMEOUT_MS 60000
 #define DEFAULT_KEEPALIVE_TIMEOUT_MS 15000
 #define DEFAULT_WRITE_TIMEOUT_MS 60000
+#define DEFAULT_DRAIN_GRACE_MS 1000
 #define DEFAULT_REQUEST_LINE 8192
 #define DEFAULT_HEADER_BYTES 16384
 #define DEFAULT_MAX_BODY (1024 * 1024)
@@ -74,15 +75,24 @@ static const char *date_now(struct eddy_http_server *srv)
     return srv->date;
 }
 
+/* How long a connection may stay idle: once the server drains, an idle
+ * connection has only the grace to send one more request (which is then
+ * answered and ends it); on_timeout shuts it down after that. */
+static uint64_t idle_timeout(const struct eddy_http_server *srv, uint64_t ms)
+{
+    return srv->draining && srv->opts.drain_grace_ms < ms ? srv->opts.drain_grace_ms : ms;
+}
+
 static void set_phase(struct eddy_http_conn *hc, enum phase phase)
 {
-    const struct eddy_http_opts *o = &server_of(hc)->opts;
+    const struct eddy_http_server *srv = server_of(hc);
+    const struct eddy_http_opts *o = &srv->opts;
     hc->phase = (uint8_t)phase;
     if (phase != PHASE_BODY)
         drop_chunk_state(hc);
     uint64_t ms = phase == PHASE_HEAD   ? o->header_timeout_ms
                   : phase == PHASE_BODY ? o->body_timeout_ms
-                                        : o->keepalive_timeout_ms;
+                                        : idle_timeout(srv, o->keepalive_timeout_ms);
     eddy_conn_set_timeout(&hc->conn, ms);
 }
 
@@ -404,6 +414,8 @@ EDDY_API void eddy_http_server_init(struct eddy_http_server *srv, struct eddy_lo
         o->keepalive_timeout_ms = DEFAULT_KEEPALIVE_TIMEOUT_MS;
     if (!o->write_timeout_ms)
         o->write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
+    if (!o->drain_grace_ms)
+        o->drain_grace_ms = DEFAULT_DRAIN_GRACE_MS;
     if (!o->limits.max_request_line)
         o->limits.max_request_line = DEFAULT_REQUEST_LINE;
     if (!o->limits.max_header_bytes)
@@ -440,9 +452,7 @@ EDDY_API int eddy_http_server_accept(struct eddy_http_server *srv, int fd)
     srv->nconns++;
     /* A new connection has the header timeout to send its first request. */
     hc->phase = PHASE_IDLE;
-    eddy_conn_set_timeout(&hc->conn, srv->opts.header_timeout_ms);
-    if (srv->draining)
-        eddy_conn_shutdown(&hc->conn);
+    eddy_conn_set_timeout(&hc->conn, idle_timeout(srv, srv->opts.header_timeout_ms));
     return 0;
 }
 
@@ -462,8 +472,8 @@ EDDY_API int eddy_http_server_listen(struct eddy_http_server *srv, struct eddy_l
 static void drain_one(struct eddy_conn *c, void *arg)
 {
     struct eddy_http_conn *hc = hconn(c);
-    if (c->opts == arg && hc->phase == PHASE_IDLE && eddy_conn_pending(c) == 0)
-        eddy_conn_shutdown(c);
+    if (c->opts == arg && hc->phase == PHASE_IDLE)
+        set_phase(hc, PHASE_IDLE);
 }
 
 EDDY_API void eddy_http_server_drain(struct eddy_http_server *srv)

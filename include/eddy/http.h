@@ -140,6 +140,8 @@ struct eddy_http_opts {
     uint64_t body_timeout_ms;      /* and its body; 0: 60 s (408) */
     uint64_t keepalive_timeout_ms; /* idle between requests; 0: 15 s */
     uint64_t write_timeout_ms;     /* no progress sending a response; 0: 60 s */
+    uint64_t drain_grace_ms;       /* at a drain, how long an idle keep-alive
+                                    * connection may still send a request; 0: 1 s */
     bool edge;                     /* edge-triggered connections */
     size_t read_size;              /* 0: 16 KiB */
 };
@@ -174,7 +176,11 @@ EDDY_API int eddy_http_server_listen(struct eddy_http_server *srv, struct eddy_l
                                      const struct eddy_listen_opts *opts);
 
 /* Graceful stop: requests in progress are finished and answered with
- * "Connection: close"; idle keep-alive connections are closed now. */
+ * "Connection: close". An idle keep-alive connection is closed when it
+ * has stayed idle for drain_grace_ms more; a request it sends before then
+ * is answered (with "Connection: close"), so a busy client, whose next
+ * request may already be on its way, loses nothing. Connections accepted
+ * from here on are treated the same way. */
 EDDY_API void eddy_http_server_drain(struct eddy_http_server *srv);
 
 /* Closes every connection at once; returns how many there were. */

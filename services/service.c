@@ -1,6 +1,7 @@
 /* What every service shares: one allocation per connection, the list of
  * live connections (so the program can drain or close them), and logging
  * through the program's logger. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +40,30 @@ static enum svc_level conn_level(const struct svc_ctx *ctx)
     return ctx->svc->log_data ? SVC_INFO : SVC_DEBUG;
 }
 
+/* A connection cut off for lack of memory is worth a warning at the
+ * default level; a shortage cuts off many at once, so the warning comes
+ * at most once a second, with the count since the last one. */
+static void closed_for_memory(struct svc_ctx *ctx)
+{
+    uint64_t now = eddy_loop_now(ctx->loop);
+    ctx->nomem_closed++;
+    if (ctx->nomem_warned_ms && now - ctx->nomem_warned_ms < 1000)
+        return;
+    svc_log(ctx, SVC_WARN, "%s: out of memory for connection buffers: %llu connection%s closed",
+            ctx->svc->name, (unsigned long long)ctx->nomem_closed,
+            ctx->nomem_closed == 1 ? "" : "s");
+    ctx->nomem_closed = 0;
+    ctx->nomem_warned_ms = now;
+}
+
 static void on_close(struct eddy_conn *c, int status)
 {
     struct svc_conn *sc = svc_conn_of(c);
     struct svc_ctx *ctx = sc->ctx;
     eddy_list_remove(&sc->link);
     ctx->nconns--;
+    if (status == -ENOMEM)
+        closed_for_memory(ctx);
     if (status)
         svc_log(ctx, conn_level(ctx), "%s: %s closed: %s", ctx->svc->name, sc->peer,
                 eddy_strerror(status));
@@ -112,12 +131,19 @@ static void http_log(struct eddy_http_exchange *x, int status, uint64_t bytes)
         svc_log(ctx, SVC_DEBUG, "%s: bad request -> %d", ctx->svc->name, status);
 }
 
+static void http_closed(struct eddy_http_server *srv, int status)
+{
+    if (status == -ENOMEM)
+        closed_for_memory(srv->data);
+}
+
 int svc_ctx_start(struct svc_ctx *ctx, const struct svc_http_config *cfg, char *err, size_t size)
 {
     ctx->http_cfg = cfg;
     if (ctx->svc->http_handler) {
         eddy_http_server_init(&ctx->http, ctx->loop, &cfg->http, ctx->svc->http_handler);
         ctx->http.data = ctx;
+        ctx->http.on_close = http_closed;
         if (ctx->log_level <= SVC_DEBUG || ctx->access_log)
             ctx->http.log = http_log;
     }

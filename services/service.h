@@ -68,6 +68,8 @@ struct svc_ctx {
     void (*access_log)(void *arg, const char *line, size_t len);
     void *access_arg;
     const struct svc_http_config *http_cfg;
+    uint64_t nomem_closed;    /* private: closed for lack of memory, not yet reported */
+    uint64_t nomem_warned_ms; /* private: when that was last reported */
     void *state;              /* the service's own */
     void *data;               /* for the program */
 };

@@ -383,11 +383,13 @@ static void on_drain(struct eddy_conn *c)
 
 static void on_close(struct eddy_conn *c, int status)
 {
-    (void)status;
     struct eddy_http_conn *hc = hconn(c);
-    server_of(hc)->nconns--;
+    struct eddy_http_server *srv = server_of(hc);
+    srv->nconns--;
     drop_chunk_state(hc);
     free(hc);
+    if (srv->on_close)
+        srv->on_close(srv, status);
 }
 
 EDDY_API char *eddy_http_peer(const struct eddy_http_exchange *x, char *buf, size_t size)

@@ -151,6 +151,9 @@ struct eddy_http_server {
     struct eddy_loop *loop;        /* read-only */
     eddy_http_handler handler;     /* read-only */
     eddy_http_log_cb log;          /* may be set by the caller */
+    /* May be set by the caller: a connection has closed; status is 0, or
+     * the -errno that ended it (-ENOMEM: no memory for its buffers). */
+    void (*on_close)(struct eddy_http_server *srv, int status);
     struct eddy_http_opts opts;    /* read-only: with defaults filled in */
     struct eddy_conn_opts conn_opts; /* private */
     struct eddy_conn_cbs conn_cbs;   /* private */

@@ -396,5 +396,8 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t si
             return fail(err, size, "--upgrade takes no services; the running eddy keeps its own");
         return 0;
     }
+    /* --trigger and --read-size hold for every connection, HTTP ones too. */
+    o->http.http.edge = o->edge;
+    o->http.http.read_size = (size_t)o->read_size;
     return parse_services(o, argv + optind, argc - optind, err, size);
 }

@@ -651,3 +651,31 @@ def http_request(method="GET", target="/", version="1.1", headers=(), body=b"", 
     if body and not any(n.lower() in ("content-length", "transfer-encoding") for n, _ in headers):
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def count_epollin(srv, addr, exchange):
+    """Connects to a `--trace --read-size 1` server, runs exchange(sock)
+    (one request in one packet, and its reply), and returns how many EPOLLIN
+    events the connection fd got, with the log lines."""
+    mark = srv.mark()
+    c1 = connect(addr)
+    try:
+        # The first event after connecting is the listener's: that is its fd.
+        listen_fd = srv.wait_for(TRACE_RE.pattern + r".*", start=mark)[0][1]
+        exchange(c1)
+        # c1 stays open, so its FIN cannot add an event. Barrier: a second
+        # connection makes the listener fire again, so every trace line about
+        # c1's bytes has been read once that line is.
+        with connect(addr):
+            srv.wait_for(rf" - TRACE - .*\bepoll fd={listen_fd} [A-Z|]*EPOLLIN", start=mark,
+                         count=2)
+            lines = srv.since(mark)
+    finally:
+        c1.close()
+    per_fd = {}
+    for line in lines:
+        m = TRACE_RE.search(line)
+        if m and m[1] != listen_fd and "EPOLLIN" in m[2].split("|"):
+            per_fd[m[1]] = per_fd.get(m[1], 0) + 1
+    assert len(per_fd) == 1, f"expected EPOLLIN on one connection fd: {per_fd}\n" + "\n".join(lines)
+    return next(iter(per_fd.values())), lines

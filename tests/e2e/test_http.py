@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from conftest import (TIMEOUT, HttpConn, check_http_date, curl, curl_response, http_request,
-                      http_url, ports_free, run_tool)
+from conftest import (TIMEOUT, HttpConn, check_http_date, count_epollin, curl, curl_response,
+                      http_request, http_url, ports_free, run_tool)
 
 HELLO = b"Hello, world!"
 
@@ -378,6 +378,29 @@ def test_read_size_1(eddy):
         c.send(req + http_request("GET"))
         assert c.response().body == b"Wikipedia"
         check_hello(c.response())
+
+
+def get_hello(sock):
+    sock.sendall(http_request("GET"))
+    reply = b""
+    while not reply.endswith(b"Hello, world!"):
+        b = sock.recv(4096)
+        assert b, f"closed after {reply!r}"
+        reply += b
+
+
+@pytest.mark.parametrize("trigger", ["level", "edge"])
+def test_trigger_and_read_size_hold_for_http(eddy, trigger):
+    """--trigger and --read-size apply to HTTP connections as to the TCP
+    services: with 1-byte reads, level-triggered epoll reports the request
+    once per byte, edge-triggered once (eddy reads until EAGAIN)."""
+    srv = eddy("--trace", "--read-size", "1", "--trigger", trigger, "http=127.0.0.1:0")
+    n, lines = count_epollin(srv, srv.addr("http"), get_hello)
+    if trigger == "edge":
+        assert n == 1, "edge-triggered: one EPOLLIN\n" + "\n".join(lines)
+    else:
+        assert n >= len(http_request("GET")) // 2, \
+            "level-triggered, 1-byte reads: an EPOLLIN per byte\n" + "\n".join(lines)
 
 
 def test_http10_keep_alive(srv):

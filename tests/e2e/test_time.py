@@ -2,7 +2,7 @@
 
 import socket
 
-from conftest import (TRACE_RE, check_time_reply, connect, readable, recv_until_eof,
+from conftest import (check_time_reply, connect, count_epollin, readable, recv_until_eof,
                       TIMEOUT)
 
 import pytest
@@ -69,44 +69,20 @@ def test_concurrent_clients(timesrv):
             s.close()
 
 
-def count_epollin(srv, addr):
-    """Connects to a `--trace --read-size 1` time server, sends b'Now' in one
-    packet, and returns how many EPOLLIN events the connection fd got before
-    the reply."""
-    mark = srv.mark()
-    c1 = connect(addr)
-    try:
-        # The first event after connecting is the listener's: that is its fd.
-        listen_fd = srv.wait_for(TRACE_RE.pattern + r".*", start=mark)[0][1]
-        c1.sendall(b"Now")
-        check_time_reply(recv_until_eof(c1))
-        # c1 stays open, so its FIN cannot add an event. Barrier: a second
-        # connection makes the listener fire again, so every trace line about
-        # c1's bytes has been read once that line is.
-        with connect(addr):
-            srv.wait_for(rf" - TRACE - .*\bepoll fd={listen_fd} [A-Z|]*EPOLLIN", start=mark,
-                         count=2)
-            lines = srv.since(mark)
-    finally:
-        c1.close()
-    per_fd = {}
-    for line in lines:
-        m = TRACE_RE.search(line)
-        if m and m[1] != listen_fd and "EPOLLIN" in m[2].split("|"):
-            per_fd[m[1]] = per_fd.get(m[1], 0) + 1
-    assert len(per_fd) == 1, f"expected EPOLLIN on one connection fd: {per_fd}\n" + "\n".join(lines)
-    return next(iter(per_fd.values())), lines
+def ask_time(c):
+    c.sendall(b"Now")
+    check_time_reply(recv_until_eof(c))
 
 
 def test_trace_level_fires_once_per_byte(eddy):
     srv = eddy("--trace", "--read-size", "1", "time=127.0.0.1:0")
-    n, lines = count_epollin(srv, srv.addr("time"))
+    n, lines = count_epollin(srv, srv.addr("time"), ask_time)
     assert n >= 3, "level-triggered, 1-byte reads: one EPOLLIN per byte\n" + "\n".join(lines)
 
 
 def test_trace_edge_fires_once(eddy):
     srv = eddy("--trace", "--read-size", "1", "--trigger", "edge", "time=127.0.0.1:0")
-    n, lines = count_epollin(srv, srv.addr("time"))
+    n, lines = count_epollin(srv, srv.addr("time"), ask_time)
     assert n == 1, "edge-triggered: one EPOLLIN, read until EAGAIN\n" + "\n".join(lines)
 
 

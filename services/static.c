@@ -101,6 +101,10 @@ static int status_of_errno(int err)
     case -EACCES:
     case -EPERM:
         return 403;
+    case -EMFILE: /* out of fds or memory: the same request may work soon */
+    case -ENFILE:
+    case -ENOMEM:
+        return 503;
     default:
         return 500;
     }

@@ -27,6 +27,61 @@
 #define ACCEPT_PAUSE_MS 100
 #define REPORT_EVERY_MS 1000
 
+/* An fd held in reserve to shed connections when the process is out of fds
+ * (see shed()). A loop sheds for one listener at a time, so one spare per
+ * loop serves all its listeners; it is kept while the loop has any. */
+struct eddy__spare {
+    int fd;
+    unsigned listeners;
+};
+
+static const char spare_key;
+
+static void spare_refill(struct eddy__spare *sp)
+{
+    if (sp->fd < 0)
+        sp->fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void spare_free(void *p)
+{
+    struct eddy__spare *sp = p;
+    if (sp->fd >= 0)
+        close(sp->fd);
+    free(sp);
+}
+
+/* Counts one more listener on the loop's spare, made at the first. Not
+ * getting the fd (out of fds already) is no error: shed() tries again.
+ * Returns 0, -ENOMEM or -ENOSPC (the loop has no attachment slot left). */
+static int spare_hold(struct eddy_loop *loop, struct eddy__spare **out)
+{
+    struct eddy__spare *sp = eddy_loop_attached(loop, &spare_key);
+    if (!sp) {
+        sp = malloc(sizeof *sp);
+        if (!sp)
+            return -ENOMEM;
+        *sp = (struct eddy__spare){.fd = -1};
+        int err = eddy_loop_attach(loop, &spare_key, sp, spare_free);
+        if (err < 0) {
+            free(sp);
+            return err;
+        }
+    }
+    sp->listeners++;
+    spare_refill(sp);
+    *out = sp;
+    return 0;
+}
+
+static void spare_drop(struct eddy__spare *sp)
+{
+    if (--sp->listeners == 0 && sp->fd >= 0) {
+        close(sp->fd);
+        sp->fd = -1;
+    }
+}
+
 static int set_int_opt(int fd, int level, int name, int value)
 {
     return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
@@ -86,32 +141,32 @@ static void report(struct eddy_listener *l, int err)
 static void on_pause_end(struct eddy_timer *t)
 {
     struct eddy_listener *l = t->data;
-    if (l->spare_fd < 0)
-        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    spare_refill(l->spare);
     (void)eddy_io_start(&l->io, EDDY_READ);
 }
 
 /* Out of fds or memory: the waiting connection cannot be served, and while
  * it waits the level-triggered listener would wake us again at once. Give
- * up the spare fd to accept it and close it (the client sees a clean close
- * instead of hanging), then take the spare back. If the spare cannot be
- * used or recovered, stop accepting for a moment instead of spinning. */
+ * up the loop's spare fd to accept it and close it (the client sees a clean
+ * close instead of hanging), then take the spare back. If the spare cannot
+ * be used or recovered, stop accepting for a moment instead of spinning. */
 static bool shed(struct eddy_listener *l, int err)
 {
+    struct eddy__spare *sp = l->spare;
     bool progress = false;
-    if ((err == -EMFILE || err == -ENFILE) && l->spare_fd >= 0) {
-        close(l->spare_fd);
-        l->spare_fd = -1;
+    if ((err == -EMFILE || err == -ENFILE) && sp->fd >= 0) {
+        close(sp->fd);
+        sp->fd = -1;
         int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             close(fd);
             l->dropped++;
             progress = true;
         }
-        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        spare_refill(sp);
     }
     report(l, err);
-    if (!progress || l->spare_fd < 0) {
+    if (!progress || sp->fd < 0) {
         eddy_io_stop(&l->io);
         (void)eddy_timer_start(&l->pause, on_pause_end, ACCEPT_PAUSE_MS, 0);
     }
@@ -123,6 +178,10 @@ static void on_listener_io(struct eddy_io *io, unsigned events)
     (void)events;
     struct eddy_listener *l = container_of(io, struct eddy_listener, io);
     for (unsigned i = 0; i < l->budget; i++) {
+        if (l->may_accept && !l->may_accept(l)) {
+            eddy_listener_pause(l);
+            return;
+        }
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             l->on_accept(l, fd);
@@ -148,6 +207,33 @@ static void on_listener_io(struct eddy_io *io, unsigned events)
             break;
         }
     }
+}
+
+/* Starts accepting on a listening socket; shared by open and adopt. */
+static int watch(struct eddy_loop *loop, struct eddy_listener *l, int fd,
+                 const struct eddy_listen_opts *opts, eddy_accept_cb on_accept,
+                 eddy_accept_error_cb on_error)
+{
+    int err = spare_hold(loop, &l->spare);
+    if (err)
+        return err;
+    l->loop = loop;
+    l->on_accept = on_accept;
+    l->on_error = on_error;
+    l->may_accept = NULL;
+    l->budget = opts && opts->accept_budget ? opts->accept_budget : 64;
+    l->dropped = 0;
+    l->last_report_ms = 0;
+    l->last_error = 0;
+    eddy_timer_init(loop, &l->pause);
+    l->pause.data = l;
+    eddy_timer_init(loop, &l->report);
+    l->report.data = l;
+    eddy_io_init(loop, &l->io, fd, on_listener_io);
+    err = eddy_io_start(&l->io, EDDY_READ);
+    if (err)
+        spare_drop(l->spare);
+    return err;
 }
 
 EDDY_API int eddy_listener_open(struct eddy_loop *loop, struct eddy_listener *l,
@@ -188,29 +274,35 @@ EDDY_API int eddy_listener_open(struct eddy_loop *loop, struct eddy_listener *l,
         if (getsockname(fd, (struct sockaddr *)&l->addr.ss, &l->addr.len) < 0)
             err = -errno;
     }
-    if (!err) {
-        l->loop = loop;
-        l->on_accept = on_accept;
-        l->on_error = on_error;
-        l->budget = opts->accept_budget ? opts->accept_budget : 64;
-        l->dropped = 0;
-        l->last_report_ms = 0;
-        l->last_error = 0;
-        eddy_timer_init(loop, &l->pause);
-        l->pause.data = l;
-        eddy_timer_init(loop, &l->report);
-        l->report.data = l;
-        eddy_io_init(loop, &l->io, fd, on_listener_io);
-        err = eddy_io_start(&l->io, EDDY_READ);
-    }
+    l->adopted = false;
+    if (!err)
+        err = watch(loop, l, fd, opts, on_accept, on_error);
     if (err) {
         close(fd);
         if (family == AF_UNIX && err != -EADDRINUSE)
             unlink(((const struct sockaddr_un *)&addr->ss)->sun_path);
         return err;
     }
-    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return 0;
+}
+
+EDDY_API int eddy_listener_adopt(struct eddy_loop *loop, struct eddy_listener *l, int fd,
+                                 const struct eddy_listen_opts *opts, eddy_accept_cb on_accept,
+                                 eddy_accept_error_cb on_error)
+{
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+        return -errno;
+    /* A blocking socket would hang the loop in accept4() whenever another
+     * process or loop took the connection first. */
+    if (!listening || !(fcntl(fd, F_GETFL) & O_NONBLOCK))
+        return -EINVAL;
+    l->addr.len = sizeof l->addr.ss;
+    if (getsockname(fd, (struct sockaddr *)&l->addr.ss, &l->addr.len) < 0)
+        return -errno;
+    l->adopted = true;
+    return watch(loop, l, fd, opts, on_accept, on_error);
 }
 
 EDDY_API void eddy_listener_pause(struct eddy_listener *l)
@@ -241,13 +333,13 @@ EDDY_API void eddy_listener_close(struct eddy_listener *l)
     if (l->io.fd < 0)
         return;
     stop_all(l);
-    close(l->io.fd);
+    spare_drop(l->spare);
+    if (!l->adopted) {
+        close(l->io.fd);
+        if (l->addr.ss.ss_family == AF_UNIX)
+            unlink(((const struct sockaddr_un *)&l->addr.ss)->sun_path);
+    }
     l->io.fd = -1;
-    if (l->spare_fd >= 0)
-        close(l->spare_fd);
-    l->spare_fd = -1;
-    if (l->addr.ss.ss_family == AF_UNIX)
-        unlink(((const struct sockaddr_un *)&l->addr.ss)->sun_path);
 }
 
 /* ---- connections ------------------------------------------------------------ */

@@ -52,10 +52,12 @@ typedef void (*eddy_accept_cb)(struct eddy_listener *l, int fd);
 /* Called when accepting fails for a reason that is not the client's fault:
  * err is -EMFILE, -ENFILE, -ENOBUFS or -ENOMEM. The listener keeps serving
  * (it sheds the waiting connections so the loop does not spin, and pauses
- * accepting briefly if it must). To keep logs readable the call is made at
- * most once per second: errors within a second of the last call are counted
- * and reported when the second is over. `dropped` counts the connections
- * shed (accepted and closed at once) since the previous call. */
+ * accepting briefly if it must). To shed when out of fds, each loop that
+ * has listeners keeps one spare fd, whatever their number. To keep logs
+ * readable the call is made at most once per second per listener: errors
+ * within a second of the last call are counted and reported when the second
+ * is over. `dropped` counts the connections shed (accepted and closed at
+ * once) since the previous call. */
 typedef void (*eddy_accept_error_cb)(struct eddy_listener *l, int err, uint64_t dropped);
 
 struct eddy_listen_opts {
@@ -65,17 +67,26 @@ struct eddy_listen_opts {
     unsigned unix_mode;     /* chmod of a Unix socket path; 0: leave as umask gives */
 };
 
+struct eddy__spare;
+
 struct eddy_listener {
     void *data;                     /* for the caller */
     struct eddy_loop *loop;         /* read-only */
     struct eddy_addr addr;          /* read-only: the bound address (real port) */
     eddy_accept_cb on_accept;       /* read-only */
     eddy_accept_error_cb on_error;  /* read-only; may be NULL */
+    /* Optional (NULL after open or adopt; the caller may set it then):
+     * asked before each accept. Returning false leaves the waiting
+     * connections to other loops or processes watching the same socket:
+     * the listener pauses, as with eddy_listener_pause(), until the caller
+     * resumes it (from a timer, say). It must not close the listener. */
+    bool (*may_accept)(struct eddy_listener *l);
     struct eddy_io io;              /* private */
     struct eddy_timer pause;        /* private: accept back-off */
     struct eddy_timer report;       /* private: a rate-limited on_error call */
-    int spare_fd;                   /* private: reserve for EMFILE */
+    struct eddy__spare *spare;      /* private: the loop's reserve for EMFILE */
     unsigned budget;                /* private */
+    bool adopted;                   /* private: the caller owns the socket */
     uint64_t dropped;               /* private */
     uint64_t last_report_ms;        /* private */
     int last_error;                 /* private */
@@ -90,18 +101,36 @@ EDDY_API int eddy_listener_open(struct eddy_loop *loop, struct eddy_listener *l,
                                 const struct eddy_addr *addr, const struct eddy_listen_opts *opts,
                                 eddy_accept_cb on_accept, eddy_accept_error_cb on_error);
 
-/* Stops accepting and closes the socket (and removes a Unix socket file).
- * Only for a listener that eddy_listener_open() opened; closing twice is a
- * no-op. No callback runs after it returns, and the struct may be freed,
- * except from inside its own on_accept callback (free it after the batch,
- * from an eddy_defer, instead). */
+/* Accepts from a socket that is already bound and listening, and that the
+ * caller owns: inherited from a previous process or systemd, or shared by
+ * several loops (each adopts it into its own listener; every one is woken
+ * for a new connection, and the first to accept gets it). The socket must
+ * be non-blocking (so that a loop that loses that race is not stuck in
+ * accept()); it is not changed: set TCP_NODELAY on it yourself if accepted
+ * connections should have it. Of opts (may be NULL) only accept_budget
+ * applies. l->addr is the socket's address (getsockname()). Returns 0 or
+ * -errno: -EINVAL when the socket is not listening or is blocking,
+ * -ENOTSOCK, -EBADF, -ENOMEM. */
+EDDY_API int eddy_listener_adopt(struct eddy_loop *loop, struct eddy_listener *l, int fd,
+                                 const struct eddy_listen_opts *opts, eddy_accept_cb on_accept,
+                                 eddy_accept_error_cb on_error);
+
+/* Stops accepting. A listener from eddy_listener_open() also closes its
+ * socket (and removes a Unix socket file); an adopted one leaves the socket
+ * open, listening and in the caller's hands (and leaves a Unix socket file
+ * alone). Closing twice is a no-op. No callback runs after it returns, and
+ * the struct may be freed, except from inside its own on_accept callback
+ * (free it after the batch, from an eddy_defer, instead). */
 EDDY_API void eddy_listener_close(struct eddy_listener *l);
 
 /* The listening socket's fd (-1 once closed). */
 EDDY_API int eddy_listener_fd(const struct eddy_listener *l);
 
 /* Stops or resumes accepting without closing the socket (clients queue in
- * the backlog meanwhile). */
+ * the backlog meanwhile, or go to other listeners on the same socket). Pause
+ * also ends a back-off after an accept error: a paused listener accepts
+ * again only when resumed. on_accept may pause the listener; no connection
+ * is accepted after that in the same wake-up. */
 EDDY_API void eddy_listener_pause(struct eddy_listener *l);
 EDDY_API int eddy_listener_resume(struct eddy_listener *l);
 
@@ -199,8 +228,8 @@ struct eddy_conn {
 };
 
 /* Takes ownership of a connected, non-blocking fd and starts reading.
- * Sockets accepted by an eddy listener have TCP_NODELAY (inherited from the
- * listener); for other sockets, set it yourself if small replies must not
+ * Sockets accepted by a listener from eddy_listener_open() have TCP_NODELAY
+ * (inherited from the listener); for other sockets, set it yourself if small replies must not
  * wait for Nagle's algorithm. The fd must not be duplicated elsewhere: it
  * is closed without an epoll_ctl call (see eddy_io_close()).
  * `opts` and `cbs` are shared by many connections and must outlive them.

@@ -4,6 +4,7 @@
  * plain socket watched by the same loop (struct peer), so every wait is
  * "run the loop until something happened", bounded by a guard timer. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -724,6 +725,150 @@ Test(tcp, listener_closed_inside_on_accept)
     cr_assert_eq(srv.nconns, 1, "accepted after the listener was closed");
     cr_assert_eq(eddy_listener_fd(&srv.l), -1);
     srv.listening = false;
+    teardown();
+}
+
+/* ---- adopted sockets ---------------------------------------------------------- */
+
+/* A socket bound and listening outside eddy, as a parent process or systemd
+ * would hand it over. */
+static int listening_socket(const char *text, bool nonblocking)
+{
+    struct eddy_addr a;
+    cr_assert_eq(eddy_addr_parse(&a, text), 0);
+    int fd =
+        socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (const struct sockaddr *)&a.ss, a.len), 0, "bind: %s", strerror(errno));
+    cr_assert_eq(listen(fd, 16), 0);
+    return fd;
+}
+
+static bool fd_is_open(int fd)
+{
+    return fcntl(fd, F_GETFD) != -1;
+}
+
+static bool is_listening(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof on;
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+Test(tcp, adopted_socket_serves_and_stays_open_after_close)
+{
+    setup();
+    int fd = listening_socket("127.0.0.1:0", true);
+    cr_assert_eq(eddy_listener_adopt(loop, &srv.l, fd, NULL, srv_accept, srv_error), 0);
+    srv.listening = true;
+    cr_assert_eq(eddy_listener_fd(&srv.l), fd);
+    struct sockaddr_in real;
+    socklen_t len = sizeof real;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&real, &len), 0);
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&srv.l.addr.ss;
+    cr_assert_eq(in->sin_family, AF_INET);
+    cr_assert_eq(in->sin_port, real.sin_port, "l->addr is not the socket's address");
+
+    struct peer *p;
+    accept_one(&p);
+    cr_assert_eq(srv.accepted_by[0], &srv.l);
+    peer_puts(p, "adopted");
+    RUN_UNTIL(p->rx_len == 7, 2000);
+    cr_assert_str_eq(p->rx, "adopted");
+
+    /* Closing stops accepting but leaves the socket to its owner. */
+    struct eddy_addr addr = srv.l.addr;
+    eddy_listener_close(&srv.l);
+    srv.listening = false;
+    cr_assert_eq(eddy_listener_fd(&srv.l), -1);
+    cr_assert(fd_is_open(fd), "closing an adopted listener closed the socket");
+    cr_assert(is_listening(fd));
+    int late = connect_to(&addr, 0);
+    run_for(30);
+    cr_assert_eq(srv.nconns, 1, "accepted after close");
+    int got = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(got, 0, "the owner cannot accept: %s", strerror(errno));
+    close(got);
+    close(late);
+    /* And another listener can take it over. */
+    cr_assert_eq(eddy_listener_adopt(loop, &srv.l, fd, NULL, srv_accept, srv_error), 0);
+    srv.listening = true;
+    accept_one(&p);
+    cr_assert_eq(srv.nconns, 2);
+    teardown();
+    cr_assert(fd_is_open(fd));
+    close(fd);
+}
+
+Test(tcp, adopted_unix_socket_keeps_its_file)
+{
+    setup();
+    make_sock_dir();
+    char text[128];
+    unix_text(text, sizeof text, "adopted.sock");
+    int fd = listening_socket(text, true);
+    cr_assert_eq(eddy_listener_adopt(loop, &srv.l, fd, NULL, srv_accept, srv_error), 0);
+    char buf[EDDY_ADDR_STRLEN];
+    cr_assert_str_eq(eddy_addr_format(&srv.l.addr, buf, sizeof buf), text);
+    struct peer *p;
+    accept_one(&p);
+    eddy_listener_close(&srv.l);
+    struct stat st;
+    cr_assert_eq(lstat(text + 5, &st), 0, "closing an adopted listener removed the file");
+    cr_assert(is_listening(fd));
+    teardown();
+    close(fd);
+    unlink(text + 5);
+    rmdir(sock_dir);
+}
+
+Test(tcp, adopt_refuses_what_it_cannot_accept_from)
+{
+    setup();
+    struct eddy_listener l;
+    int blocking = listening_socket("127.0.0.1:0", false);
+    cr_assert_eq(eddy_listener_adopt(loop, &l, blocking, NULL, srv_accept, srv_error), -EINVAL);
+    cr_assert(fd_is_open(blocking));
+    close(blocking);
+    int idle = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert_eq(eddy_listener_adopt(loop, &l, idle, NULL, srv_accept, srv_error), -EINVAL);
+    close(idle);
+    int file = open("/dev/null", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_assert_eq(eddy_listener_adopt(loop, &l, file, NULL, srv_accept, srv_error), -ENOTSOCK);
+    close(file);
+    teardown();
+}
+
+static int asked;
+static bool allow;
+
+static bool may_accept(struct eddy_listener *l)
+{
+    cr_assert_eq(l, &srv.l);
+    asked++;
+    return allow;
+}
+
+Test(tcp, may_accept_leaves_connections_waiting_until_resumed)
+{
+    setup();
+    listen_tcp();
+    asked = 0;
+    allow = false;
+    srv.l.may_accept = may_accept;
+    struct peer *p = client();
+    RUN_UNTIL(asked == 1, 2000);
+    run_for(30);
+    cr_assert_eq(srv.nconns, 0, "accepted though may_accept said no");
+    cr_assert_eq(asked, 1, "asked again while paused");
+    allow = true;
+    cr_assert_eq(eddy_listener_resume(&srv.l), 0);
+    RUN_UNTIL(srv.nconns == 1, 2000);
+    client();
+    RUN_UNTIL(srv.nconns == 2, 2000);
+    cr_assert_geq(asked, 3);
+    (void)p;
     teardown();
 }
 
@@ -1764,11 +1909,6 @@ static int temp_file(size_t n, uint64_t start)
     return fd;
 }
 
-static bool fd_is_open(int fd)
-{
-    return fcntl(fd, F_GETFD) != -1;
-}
-
 Test(tcp, sendfile_keeps_the_order_of_output)
 {
     setup();
@@ -1948,6 +2088,68 @@ Test(tcp, out_of_fds_sheds_clients_and_recovers)
     peer_puts(late, "back");
     RUN_UNTIL(late->rx_len == 4, 2000);
     cr_assert_str_eq(late->rx, "back");
+    teardown();
+}
+
+static int open_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+static uint64_t dropped_by_second;
+
+static void second_error(struct eddy_listener *l, int err, uint64_t dropped)
+{
+    (void)l;
+    cr_assert_eq(err, -EMFILE);
+    dropped_by_second += dropped;
+}
+
+/* The spare fd is the loop's, not each listener's: a second listener costs
+ * its socket only, both shed with the one spare, and closing both gives
+ * every fd back. */
+Test(tcp, listeners_on_one_loop_share_one_spare_fd)
+{
+    setup();
+    int base = open_fd_count();
+    listen_tcp();
+    cr_assert_eq(open_fd_count(), base + 2, "the first listener: its socket and the spare");
+    struct eddy_listener second;
+    struct eddy_addr any;
+    cr_assert_eq(eddy_addr_parse(&any, "127.0.0.1:0"), 0);
+    cr_assert_eq(eddy_listener_open(loop, &second, &any, NULL, srv_accept, second_error), 0);
+    cr_assert_eq(open_fd_count(), base + 3, "the second listener has a spare of its own");
+
+    enum { K = 3 };
+    struct peer *c[2 * K];
+    for (int i = 0; i < K; i++) {
+        c[i] = peer_open(connect_to(&srv.l.addr, 0));
+        c[K + i] = peer_open(connect_to(&second.addr, 0));
+    }
+    dropped_by_second = 0;
+    struct rlimit saved, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low = saved;
+    low.rlim_cur = (rlim_t)lowest_free_fd();
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    bool all_done = RUN_WHILE_NOT(all_finished(c, 2 * K), 2000);
+    int accepted_while_low = srv.nconns;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    cr_assert(all_done, "a shed client was left hanging");
+    cr_assert_eq(accepted_while_low, 0);
+    RUN_UNTIL(srv.dropped == K && dropped_by_second == K, 3000);
+
+    eddy_listener_close(&second);
+    cr_assert_eq(open_fd_count(), base + 2 + 2 * K, "closing the second listener");
+    eddy_listener_close(&srv.l);
+    srv.listening = false;
+    cr_assert_eq(open_fd_count(), base + 2 * K, "the spare outlived the loop's listeners");
     teardown();
 }
 

@@ -679,3 +679,20 @@ def count_epollin(srv, addr, exchange):
             per_fd[m[1]] = per_fd.get(m[1], 0) + 1
     assert len(per_fd) == 1, f"expected EPOLLIN on one connection fd: {per_fd}\n" + "\n".join(lines)
     return next(iter(per_fd.values())), lines
+
+
+def stuck_connection(addr):
+    """A connection to an echo service that cannot finish: served (a round
+    trip proves it was accepted, not just queued), then it sends until its
+    buffers are full and never reads, so its echo cannot be delivered."""
+    s = connect(addr)
+    s.sendall(b"hi\n")
+    assert s.recv(16) == b"hi\n"
+    s.setblocking(False)
+    end = time.monotonic() + TIMEOUT
+    while time.monotonic() < end:
+        try:
+            s.send(b"x" * 65536)
+        except BlockingIOError:
+            break
+    return s

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import (HttpConn, connect, http_request, recv_until_eof, round_trip, run_eddy,
-                      TIMEOUT)
+                      stuck_connection, TIMEOUT)
 
 
 def served_again(addr, deadline=TIMEOUT):
@@ -77,21 +77,7 @@ def test_sigterm_finishes_requests_in_flight(eddy):
 
 def test_drain_timeout_force_closes_and_says_how_many(eddy):
     srv = eddy("--drain-timeout", "1", "echo=127.0.0.1:0")
-    with connect(srv.addr("echo")) as s:
-        # Served (not just queued for accept), as a round trip proves...
-        s.sendall(b"hi\n")
-        assert s.recv(16) == b"hi\n"
-        # ...then it sends and never reads: its echo cannot be delivered,
-        # so its connection cannot finish by itself.
-        s.setblocking(False)
-        sent = 0
-        end = time.monotonic() + TIMEOUT
-        while time.monotonic() < end:
-            try:
-                sent += s.send(b"x" * 65536)
-            except BlockingIOError:
-                break
-        assert sent > 0
+    with stuck_connection(srv.addr("echo")):
         t0 = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         srv.proc.wait(TIMEOUT)
@@ -103,16 +89,7 @@ def test_drain_timeout_force_closes_and_says_how_many(eddy):
 
 def test_second_signal_closes_at_once(eddy):
     srv = eddy("--drain-timeout", "30", "echo=127.0.0.1:0")
-    with connect(srv.addr("echo")) as s:
-        s.sendall(b"hi\n")
-        assert s.recv(16) == b"hi\n"
-        s.setblocking(False)
-        end = time.monotonic() + TIMEOUT
-        while time.monotonic() < end:
-            try:
-                s.send(b"x" * 65536)
-            except BlockingIOError:
-                break
+    with stuck_connection(srv.addr("echo")):
         mark = srv.mark()
         srv.proc.send_signal(signal.SIGINT)
         srv.wait_for(r"SIGINT received", start=mark)

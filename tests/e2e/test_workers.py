@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import (HttpConn, connect, http_request, recv_until_eof, round_trip, run_eddy,
+                      stuck_connection,
                       TIMEOUT)
 
 
@@ -136,21 +137,6 @@ def test_sigterm_drains_every_worker(eddy):
         b.close()
     assert srv.stop() == 0
     assert srv.since(mark)[-1].endswith(" - INFO - stopped")
-
-
-def stuck_connection(addr):
-    """A served connection that cannot finish: it sends and never reads."""
-    s = connect(addr)
-    s.sendall(b"hi\n")
-    assert s.recv(16) == b"hi\n"
-    s.setblocking(False)
-    end = time.monotonic() + TIMEOUT
-    while time.monotonic() < end:
-        try:
-            s.send(b"x" * 65536)
-        except BlockingIOError:
-            break
-    return s
 
 
 def test_drain_timeout_counts_across_workers(eddy):

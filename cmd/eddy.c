@@ -17,7 +17,6 @@
  * process, 1 when a listener cannot be opened, 2 for bad command-line
  * arguments. */
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pthread.h>
@@ -43,8 +42,6 @@
 #include "service.h"
 
 #define REJECT_REPORT_MS 1000
-#define ACCEPT_BUDGET    64
-#define ACCEPT_PAUSE_MS  100
 #define ACCEPT_REPORT_MS 1000
 /* How often a worker publishes its connection count, for the global
  * --max-connections limit and for balancing (it also does so at every
@@ -81,16 +78,17 @@ struct listener {
 
 struct worker;
 
-/* One worker's share of one listener: its watcher on the shared socket and
- * the service's context (connections, HTTP server) on the worker's loop. */
+/* One worker's share of one listener: the library's listener, adopted on
+ * the shared socket (closing it leaves the socket open), and the service's
+ * context (connections, HTTP server) on the worker's loop. */
 struct acceptor {
     struct worker *w;
     struct listener *ls;
-    struct eddy_io io;
-    struct eddy_timer pause;  /* accept back-off when out of fds */
-    struct eddy_timer report; /* a rate-limited accept error report */
+    struct eddy_listener l;
+    struct eddy_timer balance; /* holding back while above its share */
+    struct eddy_timer report;  /* a rate-limited accept error report */
     struct svc_ctx ctx;
-    bool started;
+    bool started, adopted;
 };
 
 struct server;
@@ -104,7 +102,6 @@ struct worker {
     struct eddy_async cmd; /* from the main thread: look at s->phase */
     struct eddy_timer settle, check, sync;
     struct acceptor *acc; /* one per listener */
-    int spare_fd;         /* given up to shed a connection when out of fds */
     size_t accounted;     /* connections counted in s->live */
     bool draining, acked, forced;
 };
@@ -210,8 +207,9 @@ static void reject(struct server *s, const struct listener *ls, int fd)
     atomic_fetch_add(&s->rejected, 1);
 }
 
-static void admit(struct acceptor *a, int fd)
+static void on_accept(struct eddy_listener *l, int fd)
 {
+    struct acceptor *a = l->data;
     struct worker *w = a->w;
     struct server *s = w->s;
     sync_live(w);
@@ -227,30 +225,40 @@ static void admit(struct acceptor *a, int fd)
     svc_accept(&a->ctx, fd);
 }
 
+static void on_balance_end(struct eddy_timer *t)
+{
+    struct acceptor *a = t->data;
+    (void)eddy_listener_resume(&a->l);
+}
+
 /* With one shared socket, the worker that happens to be idle takes the
  * next connection; when connections arrive one at a time, that is the same
  * worker every time (measured: 100 of 100 keep-alive connections on one of
  * two workers), and they stay where they landed. So a worker holding more
- * than its share leaves the next ones to the others: every worker is woken
- * for a new connection (no EPOLLEXCLUSIVE), so one that holds back hands
- * it to another. Some worker always holds no more than the average, so
- * someone always accepts. */
-static bool above_share(struct worker *w)
+ * than its share leaves the next ones to the others for BALANCE_PAUSE_MS:
+ * every worker is woken for a new connection (no EPOLLEXCLUSIVE), so one
+ * that holds back hands it to another. Some worker always holds no more
+ * than the average, so someone always accepts. */
+static bool may_accept(struct eddy_listener *l)
 {
+    struct acceptor *a = l->data;
+    struct worker *w = a->w;
     struct server *s = w->s;
-    if (s->nworkers < 2)
-        return false;
     sync_live(w);
     long long total = atomic_load(&s->live);
     size_t share = total > 0 ? (size_t)total / s->nworkers : 0;
-    return w->accounted > share + BALANCE_SLACK + share / 8;
+    if (w->accounted <= share + BALANCE_SLACK + share / 8)
+        return true;
+    (void)eddy_timer_start(&a->balance, on_balance_end, BALANCE_PAUSE_MS, 0);
+    return false;
 }
 
 static void on_accept_report(struct eddy_timer *t);
 
-/* At most one report a second per listener, whichever worker makes it:
- * errors within a second of the last report are counted, and a timer
- * reports them when the second is over (unless another worker did). */
+/* At most one report a second per listener, whichever worker makes it (the
+ * library limits each worker's listener alone): errors within a second of
+ * the last report are counted, and a timer reports them when the second is
+ * over (unless another worker did). */
 static void try_report(struct acceptor *a)
 {
     struct listener *ls = a->ls;
@@ -282,84 +290,13 @@ static void on_accept_report(struct eddy_timer *t)
     try_report(t->data);
 }
 
-static void report_accept_error(struct acceptor *a, int err)
+static void on_accept_error(struct eddy_listener *l, int err, uint64_t dropped)
 {
+    struct acceptor *a = l->data;
     atomic_store(&a->ls->last_error, err);
+    atomic_fetch_add(&a->ls->dropped, dropped);
     atomic_fetch_add(&a->ls->errors, 1);
     try_report(a);
-}
-
-static void on_pause_end(struct eddy_timer *t)
-{
-    struct acceptor *a = t->data;
-    if (a->w->spare_fd < 0)
-        a->w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (!a->w->draining)
-        (void)eddy_io_start(&a->io, EDDY_READ);
-}
-
-/* Out of fds or memory: the waiting connection cannot be served, and while
- * it waits the level-triggered socket would wake us again at once. Give up
- * the spare fd to accept it and close it (the client sees a clean close
- * instead of hanging), then take the spare back. If that cannot be done,
- * stop accepting for a moment instead of spinning. */
-static bool shed(struct acceptor *a, int err)
-{
-    struct worker *w = a->w;
-    bool progress = false;
-    if ((err == -EMFILE || err == -ENFILE) && w->spare_fd >= 0) {
-        close(w->spare_fd);
-        w->spare_fd = -1;
-        int fd = accept4(a->io.fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0) {
-            close(fd);
-            atomic_fetch_add(&a->ls->dropped, 1);
-            progress = true;
-        }
-        w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    }
-    report_accept_error(a, err);
-    if (!progress || w->spare_fd < 0) {
-        eddy_io_stop(&a->io);
-        (void)eddy_timer_start(&a->pause, on_pause_end, ACCEPT_PAUSE_MS, 0);
-    }
-    return progress;
-}
-
-/* Every worker watches the shared socket; each wake-up accepts until the
- * queue is empty (EAGAIN, often at once: another worker was quicker) or
- * the budget is spent, so one worker's burst cannot starve its connections. */
-static void on_accept_io(struct eddy_io *io, unsigned events)
-{
-    (void)events;
-    struct acceptor *a = io->data;
-    for (unsigned i = 0; i < ACCEPT_BUDGET; i++) {
-        if (above_share(a->w)) {
-            eddy_io_stop(io);
-            (void)eddy_timer_start(&a->pause, on_pause_end, BALANCE_PAUSE_MS, 0);
-            return;
-        }
-        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            admit(a, fd);
-            continue;
-        }
-        switch (errno) {
-        case EAGAIN:
-            return;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            if (!shed(a, -errno))
-                return;
-            break;
-        default:
-            /* ECONNABORTED, EPROTO, EPERM (firewall), EINTR ...: that one
-             * connection is gone; the rest of the queue is still good. */
-            break;
-        }
-    }
 }
 
 /* ---- draining (worker threads) -------------------------------------------------- */
@@ -396,8 +333,8 @@ static void on_settle(struct eddy_timer *t)
 static void stop_accepting(struct worker *w)
 {
     for (size_t i = 0; i < w->s->nls; i++) {
-        eddy_io_stop(&w->acc[i].io);
-        eddy_timer_stop(&w->acc[i].pause);
+        eddy_listener_pause(&w->acc[i].l);
+        eddy_timer_stop(&w->acc[i].balance);
     }
 }
 
@@ -445,15 +382,14 @@ static void on_command(struct eddy_async *as)
  * part of the way. */
 static void worker_cleanup(struct worker *w)
 {
-    if (w->spare_fd >= 0)
-        close(w->spare_fd);
     if (!w->loop)
         return;
     for (size_t i = 0; w->acc && i < w->s->nls && w->acc[i].w; i++) {
         struct acceptor *a = &w->acc[i];
-        /* Stop, never close: the socket is shared, the main thread owns it. */
-        eddy_io_stop(&a->io);
-        eddy_timer_stop(&a->pause);
+        /* Adopted: this leaves the shared socket to the main thread. */
+        if (a->adopted)
+            eddy_listener_close(&a->l);
+        eddy_timer_stop(&a->balance);
         eddy_timer_stop(&a->report);
         if (a->started)
             svc_ctx_close_all(&a->ctx);
@@ -496,7 +432,6 @@ static int worker_init(struct server *s, struct worker *w, unsigned index)
     w->s = s;
     w->index = index;
     snprintf(w->name, sizeof w->name, "worker-%u", index + 1);
-    w->spare_fd = -1;
     int err = eddy_loop_new(&w->loop);
     if (err)
         w->loop = NULL;
@@ -512,7 +447,6 @@ static int worker_init(struct server *s, struct worker *w, unsigned index)
     eddy_timer_init(w->loop, &w->check);
     eddy_timer_init(w->loop, &w->sync);
     w->settle.data = w->check.data = w->sync.data = w;
-    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->acc = calloc(s->nls, sizeof *w->acc);
     if (!w->acc) {
         fprintf(stderr, "eddy: out of memory\n");
@@ -522,9 +456,9 @@ static int worker_init(struct server *s, struct worker *w, unsigned index)
         struct acceptor *a = &w->acc[i];
         a->w = w;
         a->ls = &s->ls[i];
-        eddy_timer_init(w->loop, &a->pause);
+        eddy_timer_init(w->loop, &a->balance);
         eddy_timer_init(w->loop, &a->report);
-        a->pause.data = a->report.data = a;
+        a->balance.data = a->report.data = a;
         svc_ctx_init(&a->ctx, w->loop, a->ls->svc);
         a->ctx.conn_opts = (struct eddy_conn_opts){
             .edge = o->edge, .read_size = o->read_size, .idle_ms = o->idle_s * 1000};
@@ -989,14 +923,17 @@ static int start_workers(struct server *s, const cpu_set_t *cpus)
     for (unsigned i = 0; i < s->nworkers; i++) {
         for (size_t j = 0; j < s->nls; j++) {
             struct acceptor *a = &s->workers[i].acc[j];
-            eddy_io_init(s->workers[i].loop, &a->io, a->ls->fd, on_accept_io);
-            a->io.data = a;
-            int err = eddy_io_start(&a->io, EDDY_READ);
+            int err = eddy_listener_adopt(s->workers[i].loop, &a->l, a->ls->fd, NULL, on_accept,
+                                          on_accept_error);
             if (err < 0) {
                 fprintf(stderr, "eddy: cannot watch the %s listener: %s\n", a->ls->svc->name,
                         eddy_strerror(err));
                 return -1;
             }
+            a->adopted = true;
+            a->l.data = a;
+            if (s->nworkers > 1)
+                a->l.may_accept = may_accept;
         }
     }
     for (unsigned i = 0; i < s->nworkers; i++) {

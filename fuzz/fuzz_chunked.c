@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sanitizer/asan_interface.h>
+
 #include "eddy/http.h"
 #include "reference.h"
 
@@ -24,24 +26,28 @@ struct decoded {
 
 /* Decodes raw[0..len) in place, feeding it in pieces: first `first` bytes,
  * then one byte at a time if `bytewise`, then the rest. Every call sees a
- * buffer of exactly the bytes it is given, so ASan catches a read past. */
+ * buffer of exactly the bytes it is given, so ASan catches a read past:
+ * the bytes not yet given are poisoned. (A fresh copy of the prefix for
+ * each call did the same, but made a byte-by-byte pass quadratic: with
+ * 4 KB inputs this target ran at a few hundred inputs a second. The
+ * decoder's state holds offsets, no pointers, so one buffer loses
+ * nothing.) */
 static void decode(const char *raw, size_t len, size_t first, bool bytewise, uint64_t max_body,
                    struct decoded *out)
 {
     memset(out, 0, sizeof *out);
     out->buf = malloc(len ? len : 1);
     memcpy(out->buf, raw, len);
+    ASAN_POISON_MEMORY_REGION(out->buf, len ? len : 1);
     size_t step = first;
     for (;;) {
-        char *view = malloc(step ? step : 1);
-        memcpy(view, out->buf, step);
-        out->r = eddy_http_chunked_decode(&out->d, view, step, max_body);
-        memcpy(out->buf, view, step);
-        free(view);
+        ASAN_UNPOISON_MEMORY_REGION(out->buf, step);
+        out->r = eddy_http_chunked_decode(&out->d, out->buf, step, max_body);
         if (out->r != 0 || step == len)
             break;
         step = bytewise ? step + 1 : len;
     }
+    ASAN_UNPOISON_MEMORY_REGION(out->buf, len ? len : 1);
 }
 
 static void __attribute__((noreturn, format(printf, 3, 4)))

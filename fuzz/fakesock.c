@@ -145,7 +145,7 @@ static bool fake_range(int fd)
 /* The open object for a fake fd. A fake fd that is not open is a bug in
  * the caller when fd numbers are not re-used (it was closed: use after
  * close); with re-use it is only EBADF. Returns NULL with errno set then. */
-static struct obj *lookup(int fd, const char *call)
+static FS_NOCOV struct obj *lookup(int fd, const char *call)
 {
     if (!active())
         die("%s(%d): a fake fd used outside an input", call, fd);
@@ -164,7 +164,7 @@ static struct obj *lookup(int fd, const char *call)
     return &fs.objs[i];
 }
 
-static struct obj *new_obj(enum kind kind, bool nonblock)
+static FS_NOCOV struct obj *new_obj(enum kind kind, bool nonblock)
 {
     int open_now = 0;
     for (int j = 0; j < fs.nobjs; j++)
@@ -204,7 +204,7 @@ static int obj_index(const struct obj *o)
 
 /* ---- readiness and wake-ups ------------------------------------------------- */
 
-static uint32_t conn_ready(const struct fs_peer *p)
+static FS_NOCOV uint32_t conn_ready(const struct fs_peer *p)
 {
     uint32_t ev = 0;
     size_t unread = p->reset ? 0 : p->in_len - p->consumed;
@@ -221,7 +221,7 @@ static uint32_t conn_ready(const struct fs_peer *p)
     return ev;
 }
 
-static uint32_t ready(const struct obj *o)
+static FS_NOCOV uint32_t ready(const struct obj *o)
 {
     switch (o->kind) {
     case K_CONN:
@@ -238,7 +238,7 @@ static uint32_t ready(const struct obj *o)
 /* The kernel's wake-up of an fd's wait queue with the events that changed
  * (`key`): edge-triggered items interested in one of them become pending,
  * and then report everything that is ready, as ep_poll_callback does. */
-static void wake(int obj, uint32_t key)
+static FS_NOCOV void wake(int obj, uint32_t key)
 {
     if (obj < 0)
         return;
@@ -252,7 +252,7 @@ static void wake(int obj, uint32_t key)
     }
 }
 
-static void unregister_everywhere(int obj)
+static FS_NOCOV void unregister_everywhere(int obj)
 {
     for (int i = 0; i < fs.nobjs; i++) {
         struct obj *ep = &fs.objs[i];
@@ -1185,7 +1185,7 @@ int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     }
 }
 
-static int fake_wait(struct obj *ep, struct epoll_event *evs, int max, int timeout)
+static FS_NOCOV int fake_wait(struct obj *ep, struct epoll_event *evs, int max, int timeout)
 {
     fs.stats.epoll_waits++;
     if (fs.wait_eintr) {

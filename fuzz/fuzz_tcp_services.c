@@ -61,6 +61,14 @@ static struct {
     bool disturbed;       /* SHUTDOWN-ALL or CLOSE-ALL happened */
     uint64_t min_timeout; /* the shortest timer that can close a connection */
     struct fs_script script;
+    /* Per connection, the state check_safety() last passed: its verdict
+     * depends on nothing else (the bytes are only ever appended to), so a
+     * connection that did not move since is not compared again after
+     * every iteration. */
+    struct checked {
+        bool valid;
+        size_t in_len, consumed, out_len;
+    } checked[FS_MAX_PEERS];
 } t;
 
 static const char hello_head[] = "HTTP/1.0 200 OK\r\nDate: ";
@@ -111,7 +119,7 @@ static void on_accept_error(struct eddy_listener *l, int err, uint64_t dropped)
     (void)dropped;
 }
 
-static bool blank_line(const unsigned char *p, size_t n)
+static FS_NOCOV bool blank_line(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i + 1 < n; i++)
         if (p[i] == '\n' &&
@@ -121,7 +129,7 @@ static bool blank_line(const unsigned char *p, size_t n)
 }
 
 /* What str(datetime.now()) looks like, character class by position. */
-static bool time_shape(const unsigned char *p, size_t n)
+static FS_NOCOV bool time_shape(const unsigned char *p, size_t n)
 {
     static const char shape[] = "dddd-dd-dd dd:dd:dd.dddddd";
     if (n > sizeof shape - 1)
@@ -133,12 +141,16 @@ static bool time_shape(const unsigned char *p, size_t n)
 }
 
 /* The safety checks, for every connection, after every iteration. */
-static void check_safety(void)
+static FS_NOCOV void check_safety(void)
 {
     for (int k = 0; k < fs_npeers(); k++) {
         const struct fs_peer *p = fs_peer(k);
         if (p->out_after_shut)
             fail(k, "a send after shutdown(SHUT_WR)");
+        struct checked *seen = &t.checked[k];
+        if (seen->valid && seen->in_len == p->in_len && seen->consumed == p->consumed &&
+            seen->out_len == p->out_len)
+            continue;
         if (p->out_len > p->consumed && (t.kind == S_ECHO || t.kind == S_UPPER))
             fail(k, "sent %zu bytes but read only %zu", p->out_len, p->consumed);
         switch (t.kind) {
@@ -184,6 +196,8 @@ static void check_safety(void)
         default:
             break;
         }
+        *seen = (struct checked){
+            .valid = true, .in_len = p->in_len, .consumed = p->consumed, .out_len = p->out_len};
     }
 }
 
@@ -228,7 +242,7 @@ static void target_step(int op, uint8_t arg)
     }
 }
 
-static void check_liveness(void)
+static FS_NOCOV void check_liveness(void)
 {
     bool timers_fired = fs_clock_advanced_ms() >= t.min_timeout;
     /* Once the linger deadline may have passed, a lingering connection is

@@ -1565,3 +1565,26 @@ void fs_trace(const struct fs_script *s, const char *what)
     if (s->trace)
         fprintf(stderr, "  step: %s\n", what);
 }
+
+bool fs_settle(void (*run_once)(void))
+{
+    fs_allow_sleep(false);
+    for (int k = 0; k < fs_npeers(); k++) {
+        fs_inject_read(k, FS_FAULT_NONE, 0);
+        fs_inject_write(k, FS_FAULT_NONE, 0);
+        fs_peer_ack(k, FS_ROOM_ALL);
+    }
+    fs_inject_accept(0);
+    uint64_t last = 0;
+    int quiet = 0;
+    for (int i = 0; quiet < 3; i++) {
+        if (i == 20000)
+            return false;
+        run_once();
+        const struct fs_stats *st = fs_stats();
+        uint64_t now = st->reads + st->writes + st->accepts + st->closes;
+        quiet = now == last ? quiet + 1 : 0;
+        last = now;
+    }
+    return true;
+}

@@ -156,6 +156,13 @@ struct fs_stats {
 };
 const struct fs_stats *fs_stats(void);
 
+/* Clears every fault, opens every peer's receive room, lets accepts
+ * through, and with time standing still calls run_once until three calls
+ * in a row made no system call that moves bytes or fds (a small read size
+ * may need one call a byte). False if that does not happen within 20,000
+ * calls: the loop is busy. */
+bool fs_settle(void (*run_once)(void));
+
 /* ---- the script ----------------------------------------------------------------
 
  * The fuzz input after the target's own header bytes: a sequence of steps,

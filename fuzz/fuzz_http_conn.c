@@ -586,26 +586,8 @@ static void target_step(int op, uint8_t arg)
 
 static void settle(void)
 {
-    fs_allow_sleep(false);
-    for (int k = 0; k < fs_npeers(); k++) {
-        fs_inject_read(k, FS_FAULT_NONE, 0);
-        fs_inject_write(k, FS_FAULT_NONE, 0);
-        fs_peer_ack(k, FS_ROOM_ALL);
-    }
-    fs_inject_accept(0);
-    /* Until three iterations in a row made no system call that moves
-     * bytes or fds (a small read size may need one iteration a byte). */
-    uint64_t last = 0;
-    int quiet = 0;
-    for (int i = 0; quiet < 3; i++) {
-        if (i == 20000)
-            fail(-1, "the loop never goes quiet: a busy loop");
-        run_once();
-        const struct fs_stats *st = fs_stats();
-        uint64_t now = st->reads + st->writes + st->accepts + st->closes;
-        quiet = now == last ? quiet + 1 : 0;
-        last = now;
-    }
+    if (!fs_settle(run_once))
+        fail(-1, "the loop never goes quiet: a busy loop");
 }
 
 static void teardown(void)

@@ -242,7 +242,8 @@ static void fail(struct eddy_http_conn *hc, int status)
 
 /* ---- the request cycle -------------------------------------------------------- */
 
-static void dispatch(struct eddy_http_conn *hc, struct eddy_http_request *req)
+/* `rest`: how many bytes follow the request in the input. */
+static void dispatch(struct eddy_http_conn *hc, struct eddy_http_request *req, size_t rest)
 {
     struct eddy_http_server *srv = server_of(hc);
     hc->close_after = !req->keep_alive || srv->draining;
@@ -251,7 +252,14 @@ static void dispatch(struct eddy_http_conn *hc, struct eddy_http_request *req)
     srv->handler(&x);
     if (!x.responded && hc->conn.state == EDDY_CONN_OPEN)
         eddy_http_respond(&x, 500, NULL, 0, NULL, 0);
-    if (hc->close_after)
+    if (!hc->close_after)
+        return;
+    /* A client that asked to close sends nothing more (RFC 9112, 9.6), so
+     * no input can come to turn the close into a reset that destroys the
+     * reply: close without lingering. Anyone else may still be sending. */
+    if (!req->keep_alive && rest == 0)
+        eddy_conn_finish(&hc->conn);
+    else
         eddy_conn_shutdown(&hc->conn);
 }
 
@@ -320,7 +328,7 @@ static size_t on_read(struct eddy_conn *c, char *data, size_t len)
                 hc->sent_continue = false;
                 set_phase(hc, PHASE_BODY);
             } else {
-                dispatch(hc, req);
+                dispatch(hc, req, n - (size_t)r);
                 used += (size_t)r;
                 hc->mark = 0;
                 set_phase(hc, PHASE_IDLE);
@@ -350,7 +358,7 @@ static size_t on_read(struct eddy_conn *c, char *data, size_t len)
             }
             break;
         }
-        dispatch(hc, req);
+        dispatch(hc, req, n - (size_t)total);
         used += (size_t)total;
         parsed = false;
         hc->mark = 0;

@@ -356,6 +356,7 @@ enum {
     F_DEADLINE = 1u << 8,     /* `deadline` is set */
     F_QUEUED = 1u << 9,       /* `link` is in the work queue */
     F_TIMED = 1u << 10,       /* `link` is in a wheel slot */
+    F_NO_LINGER = 1u << 11,   /* eddy_conn_finish(): close once the output is sent */
 };
 
 /* A file part queued for sendfile(), and the bytes written after it. */
@@ -747,8 +748,8 @@ static void schedule(struct eddy_conn *c, unsigned flag)
 
 static void enter_linger(struct eddy_conn *c)
 {
-    if (shutdown(c->io.fd, SHUT_WR) < 0 || (c->flags & F_EOF)) {
-        /* Already closed by the peer, or nothing left to drain. */
+    if ((c->flags & (F_NO_LINGER | F_EOF)) || shutdown(c->io.fd, SHUT_WR) < 0) {
+        /* Asked not to linger, or the peer has closed: nothing to drain. */
         eddy_conn_close(c, 0);
         return;
     }
@@ -1271,6 +1272,14 @@ EDDY_API void eddy_conn_shutdown(struct eddy_conn *c)
     /* Inside on_read, deliver() flushes when the callback returns. */
     if (!(c->flags & F_IN_READ_CB))
         flush(c);
+}
+
+EDDY_API void eddy_conn_finish(struct eddy_conn *c)
+{
+    if (c->state != EDDY_CONN_OPEN)
+        return;
+    c->flags |= F_NO_LINGER;
+    eddy_conn_shutdown(c);
 }
 
 EDDY_API int eddy_conn_fd(const struct eddy_conn *c)

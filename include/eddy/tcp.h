@@ -278,6 +278,14 @@ EDDY_API void eddy_conn_notify_drain(struct eddy_conn *c);
  * input), then close. on_read is not called again. Idempotent. */
 EDDY_API void eddy_conn_shutdown(struct eddy_conn *c);
 
+/* Like eddy_conn_shutdown(), but closes as soon as everything queued has
+ * been sent, without the half-close and the lingering read: for when the
+ * protocol says the peer sends nothing more (an HTTP client that asked for
+ * Connection: close). It saves a shutdown(), a wake-up and a read() per
+ * connection. Should the peer send anyway, the kernel answers with an RST
+ * that may destroy the reply; use eddy_conn_shutdown() when it might. */
+EDDY_API void eddy_conn_finish(struct eddy_conn *c);
+
 /* Immediate close: unsent output is dropped. status (0 or -errno) is passed
  * to on_close, which runs after the current batch. Idempotent: the first
  * status wins. */

@@ -4,6 +4,7 @@ anything else is 405; keep-alive, pipelining, limits and timeouts as a user
 (curl, http.client, ab, wrk, or a raw socket) sees them."""
 
 import http.client
+import os
 import random
 import re
 import signal
@@ -427,6 +428,23 @@ def test_connection_close(srv):
         check_hello(r)
         assert r.header("Connection") == "close"
         c.expect_eof()
+
+
+def test_connection_close_frees_the_socket_without_waiting_for_the_client(srv):
+    # A client that asked to close sends nothing more, so eddy closes its
+    # socket with the reply sent, rather than half-closing and waiting up to
+    # 2 s for the client's FIN: the EOF the client reads is that close.
+    def fds():
+        return len(os.listdir(f"/proc/{srv.pid}/fd"))
+
+    with HttpConn(srv.addr("http")) as c:
+        c.send(http_request("GET"))
+        check_hello(c.response())
+        with_conn = fds()
+        c.send(http_request("GET", headers=[("Connection", "close")]))
+        check_hello(c.response())
+        c.expect_eof()
+        assert fds() == with_conn - 1, "eddy still holds the connection the client asked to close"
 
 
 @pytest.mark.parametrize("req", [

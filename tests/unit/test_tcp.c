@@ -1359,15 +1359,20 @@ Test(tcp, on_eof_may_keep_the_connection_open)
 /* Replies, then shuts down from inside on_read, like an HTTP/1.0 server. */
 enum { REPLY = 32 * 1024 };
 
-static size_t reply_and_shutdown_reader(struct sconn *s, char *data, size_t len)
+static void write_reply(struct sconn *s)
 {
-    (void)data;
     char *reply = malloc(REPLY);
     cr_assert_not_null(reply);
     for (size_t i = 0; i < REPLY; i++)
         reply[i] = pat(i);
     cr_assert_eq(eddy_conn_write(&s->c, reply, REPLY), 0);
     free(reply);
+}
+
+static size_t reply_and_shutdown_reader(struct sconn *s, char *data, size_t len)
+{
+    (void)data;
+    write_reply(s);
     eddy_conn_shutdown(&s->c);
     cr_assert_eq(s->c.state, EDDY_CONN_SHUTDOWN);
     cr_assert_eq(eddy_conn_write(&s->c, "x", 1), -EPIPE);
@@ -1436,6 +1441,36 @@ Test(tcp, linger_ends_at_its_deadline)
     cr_assert_geq(s->closed_ms - t0, 50);
     RUN_UNTIL(p->eof || p->err, 2000);
     cr_assert_eq(p->err, 0);
+    teardown();
+}
+
+static size_t reply_and_finish_reader(struct sconn *s, char *data, size_t len)
+{
+    (void)data;
+    write_reply(s);
+    eddy_conn_finish(&s->c);
+    eddy_conn_finish(&s->c); /* idempotent */
+    cr_assert_eq(eddy_conn_write(&s->c, "x", 1), -EPIPE);
+    return len;
+}
+
+/* eddy_conn_finish(): the connection closes once the reply has left, with
+ * no half-close and no waiting for the peer to close. */
+Test(tcp, finish_closes_when_the_reply_is_sent)
+{
+    setup();
+    srv.reader = reply_and_finish_reader;
+    srv.opts.linger_ms = 60000; /* lingering would outlast the waits below */
+    listen_tcp();
+    struct peer *p;
+    struct sconn *s = accept_one(&p);
+    p->check = true;
+    peer_puts(p, "REQUEST");
+    RUN_UNTIL(s->closes == 1 && (p->eof || p->err), 2000);
+    cr_assert_eq(s->status, 0);
+    cr_assert_eq(p->err, 0, "the peer got %s", strerror(p->err));
+    cr_assert_eq(p->rx_total, REPLY);
+    cr_assert_not(p->mismatch);
     teardown();
 }
 

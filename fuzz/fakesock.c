@@ -1351,17 +1351,12 @@ void fs_script_init(struct fs_script *s, const uint8_t *data, size_t size, int t
     s->trace = trace_env;
 }
 
-bool fs_script_done(const struct fs_script *s)
-{
-    return s->p >= s->end;
-}
-
-uint8_t fs_script_byte(struct fs_script *s)
+static uint8_t script_byte(struct fs_script *s)
 {
     return s->p < s->end ? *s->p++ : 0;
 }
 
-size_t fs_room(uint8_t b)
+static size_t room_of(uint8_t b)
 {
     return b == 255 ? FS_ROOM_ALL : (size_t)b * b;
 }
@@ -1412,26 +1407,36 @@ static void trace_bytes(const struct fs_script *s, int k, const uint8_t *p, size
 /* The connection a step names, or -1 (skip the step) when there is none. */
 static int conn_arg(struct fs_script *s)
 {
-    uint8_t b = fs_script_byte(s);
+    uint8_t b = script_byte(s);
     return fs.npeers ? b % fs.npeers : -1;
 }
 
-enum fs_action fs_script_step(struct fs_script *s, bool *run_after, int *target_op, uint8_t *arg)
+/* What the player must do after a step. */
+enum fs_action {
+    FS_ACT_NONE = 0,
+    FS_ACT_RUN,    /* run the loop once */
+    FS_ACT_SLEEP,  /* run the loop once, allowing its wait to sleep */
+    FS_ACT_TARGET, /* the target's op *target_op with byte *arg */
+};
+
+/* Decodes and applies one step. *run_after: run the loop once afterwards. */
+static enum fs_action script_step(struct fs_script *s, bool *run_after, int *target_op,
+                                  uint8_t *arg)
 {
-    uint8_t code = fs_script_byte(s);
+    uint8_t code = script_byte(s);
     *run_after = !(code & 0x80);
     int op = (code & 0x7f) % (FS_OP_COUNT + s->target_ops);
     int k;
     uint8_t b, f;
     switch (op) {
     case FS_OP_CONNECT:
-        b = fs_script_byte(s);
-        k = fs_connect(fs_room(b));
-        trace(s, "CONNECT -> conn %d, send room %zu", k, fs_room(b));
+        b = script_byte(s);
+        k = fs_connect(room_of(b));
+        trace(s, "CONNECT -> conn %d, send room %zu", k, room_of(b));
         break;
     case FS_OP_SEND: {
         k = conn_arg(s);
-        size_t n = fs_script_byte(s);
+        size_t n = script_byte(s);
         if (n > (size_t)(s->end - s->p))
             n = (size_t)(s->end - s->p);
         const uint8_t *data = s->p;
@@ -1462,25 +1467,25 @@ enum fs_action fs_script_step(struct fs_script *s, bool *run_after, int *target_
         break;
     case FS_OP_ROOM:
         k = conn_arg(s);
-        b = fs_script_byte(s);
+        b = script_byte(s);
         if (k >= 0) {
-            trace(s, "ROOM conn %d: %zu bytes", k, fs_room(b));
-            fs_peer_set_room(k, fs_room(b));
+            trace(s, "ROOM conn %d: %zu bytes", k, room_of(b));
+            fs_peer_set_room(k, room_of(b));
         }
         break;
     case FS_OP_ACK:
         k = conn_arg(s);
-        b = fs_script_byte(s);
+        b = script_byte(s);
         if (k >= 0) {
-            trace(s, "ACK conn %d: %zu bytes read by the client", k, fs_room(b));
-            fs_peer_ack(k, fs_room(b));
+            trace(s, "ACK conn %d: %zu bytes read by the client", k, room_of(b));
+            fs_peer_ack(k, room_of(b));
         }
         break;
     case FS_OP_RFAULT:
     case FS_OP_WFAULT:
         k = conn_arg(s);
-        f = fs_script_byte(s) % FS_FAULT_COUNT;
-        b = fs_script_byte(s);
+        f = script_byte(s) % FS_FAULT_COUNT;
+        b = script_byte(s);
         if (k >= 0) {
             trace(s, "%s conn %d: next %s call: %s %u", op == FS_OP_RFAULT ? "RFAULT" : "WFAULT", k,
                   op == FS_OP_RFAULT ? "read" : "write", fault_names[f], b);
@@ -1491,14 +1496,14 @@ enum fs_action fs_script_step(struct fs_script *s, bool *run_after, int *target_
         }
         break;
     case FS_OP_AFAULT:
-        b = fs_script_byte(s);
+        b = script_byte(s);
         trace(s, "AFAULT: next accept4 fails with %s",
               strerrorname_np(accept_errs[b % (sizeof accept_errs / sizeof accept_errs[0])]));
         fs_inject_accept(accept_errs[b % (sizeof accept_errs / sizeof accept_errs[0])]);
         break;
     case FS_OP_EPOLL: {
         k = conn_arg(s);
-        b = fs_script_byte(s);
+        b = script_byte(s);
         uint32_t ev = ((b & 1) ? EPOLLIN : 0) | ((b & 2) ? EPOLLOUT : 0) |
                       ((b & 4) ? EPOLLRDHUP : 0) | ((b & 8) ? EPOLLHUP : 0) |
                       ((b & 16) ? EPOLLERR : 0);
@@ -1521,26 +1526,53 @@ enum fs_action fs_script_step(struct fs_script *s, bool *run_after, int *target_
         *run_after = false;
         return FS_ACT_SLEEP;
     case FS_OP_ADVANCE:
-        b = fs_script_byte(s);
+        b = script_byte(s);
         trace(s, "ADVANCE the clock %llu ms", (unsigned long long)ms_of(b));
         fs_clock_advance_ms(ms_of(b));
         break;
     case FS_OP_ROTATE:
-        b = fs_script_byte(s);
+        b = script_byte(s);
         trace(s, "ROTATE epoll scans from %u", b);
         fs_set_rotation(b);
         break;
     case FS_OP_TRUNCATE:
-        b = fs_script_byte(s);
+        b = script_byte(s);
         trace(s, "TRUNCATE the newest file to %u bytes", b);
         fs_file_truncate_last(b);
         break;
     default:
         *target_op = op - FS_OP_COUNT;
-        *arg = fs_script_byte(s);
+        *arg = script_byte(s);
         return FS_ACT_TARGET;
     }
     return FS_ACT_NONE;
+}
+
+void fs_script_play(struct fs_script *s, void (*run_once)(void),
+                    void (*target_step)(int op, uint8_t arg))
+{
+    while (s->p < s->end) {
+        bool run_after;
+        int op;
+        uint8_t arg;
+        switch (script_step(s, &run_after, &op, &arg)) {
+        case FS_ACT_RUN:
+            run_once();
+            break;
+        case FS_ACT_SLEEP:
+            fs_allow_sleep(true);
+            run_once();
+            fs_allow_sleep(false);
+            break;
+        case FS_ACT_TARGET:
+            target_step(op, arg);
+            break;
+        case FS_ACT_NONE:
+            break;
+        }
+        if (run_after)
+            run_once();
+    }
 }
 
 void fs_trace_peers(const struct fs_script *s)

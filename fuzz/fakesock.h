@@ -225,20 +225,12 @@ struct fs_script {
     bool trace;     /* print each step (FAKESOCK_TRACE=1 in the environment) */
 };
 
-/* What the caller must do after a step. */
-enum fs_action {
-    FS_ACT_NONE = 0,
-    FS_ACT_RUN,    /* run the loop once */
-    FS_ACT_SLEEP,  /* run the loop once, allowing its wait to sleep */
-    FS_ACT_TARGET, /* the target's op *target_op with byte *arg */
-};
-
 void fs_script_init(struct fs_script *s, const uint8_t *data, size_t size, int target_ops);
-bool fs_script_done(const struct fs_script *s);
-uint8_t fs_script_byte(struct fs_script *s);
-/* Decodes and applies one step. *run_after: run the loop once afterwards. */
-enum fs_action fs_script_step(struct fs_script *s, bool *run_after, int *target_op, uint8_t *arg);
-size_t fs_room(uint8_t b);
+/* Plays the whole script: its steps, and after each the loop run once
+ * (run_once) when the step asks, or the target's own op (target_step, with
+ * op below target_ops and the byte that follows it). */
+void fs_script_play(struct fs_script *s, void (*run_once)(void),
+                    void (*target_step)(int op, uint8_t arg));
 /* Prints a line of the trace (the target's own steps and checks). */
 void fs_trace(const struct fs_script *s, const char *what);
 /* Prints each connection's state (when tracing). */

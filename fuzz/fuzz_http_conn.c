@@ -652,28 +652,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (eddy_http_server_listen(&t.srv, &t.listener, &addr, NULL) != 0)
         fail(-1, "eddy_http_server_listen failed");
 
-    while (!fs_script_done(&t.script)) {
-        bool run_after;
-        int op;
-        uint8_t arg;
-        switch (fs_script_step(&t.script, &run_after, &op, &arg)) {
-        case FS_ACT_RUN:
-            run_once();
-            break;
-        case FS_ACT_SLEEP:
-            fs_allow_sleep(true);
-            run_once();
-            fs_allow_sleep(false);
-            break;
-        case FS_ACT_TARGET:
-            target_step(op, arg);
-            break;
-        default:
-            break;
-        }
-        if (run_after)
-            run_once();
-    }
+    fs_script_play(&t.script, run_once, target_step);
     settle();
     fs_trace(&t.script, "settled:");
     fs_trace_peers(&t.script);

@@ -10,7 +10,11 @@
 # For every number of connections in ECHO_CONNS and message size in
 # ECHO_SIZES: `eddy-load echo -c CONNS -s SIZE -d DURATION --warmup 1`, a
 # closed loop (each connection sends one message, waits until all of it has
-# come back, checks it byte for byte, sends the next). Figure: messages/s.
+# come back, checks it byte for byte, sends the next). Figures: messages/s,
+# and the server's CPU time per message (utime + stime from /proc/PID/stat
+# over the measured run), also split into user time (the server's code) and
+# system time (the kernel's, for its system calls); not for xinetd, whose
+# work is done in a process per connection.
 #
 # xinetd runs in the foreground (-dontfork) with its own configuration and
 # pid file in a scratch directory, its built-in stream echo on a free
@@ -139,10 +143,10 @@ for name in $ECHO_SERVERS; do
                 -c "$conns" -s "$size" -d "$DURATION" --warmup 1 --json >"$out" 2>&1 &
             CLIENT_PID=$!
             sleep 1
-            before=$(cpu_ticks "${PID[$name]}")
+            read -r u0 s0 <<<"$(cpu_user_sys "${PID[$name]}")"
             wait "$CLIENT_PID" || rc=$?
             CLIENT_PID=
-            after=$(cpu_ticks "${PID[$name]}")
+            read -r u1 s1 <<<"$(cpu_user_sys "${PID[$name]}")"
             alive "$name"
             # Exit 1 means errors were counted; the JSON still says how many.
             if [ "$rc" -gt 1 ] || ! json_field "$out" requests_per_s >/dev/null 2>&1; then
@@ -153,17 +157,21 @@ for name in $ECHO_SERVERS; do
             if [ "$errors" != 0 ]; then
                 WARNINGS+=("$name c=$conns s=$size: eddy-load counted $errors errors (first: $(json_field "$out" first_error))")
             fi
-            us=-
+            us=- us_u=- us_s=-
             if [ "$name" != xinetd ]; then
-                us=$(awk -v t=$((after - before)) -v hz="$TICK" -v m="$msgs" -v d="$DURATION" \
-                    'BEGIN { n = m * d; printf "%.2f", (n > 0) ? t * 1e6 / hz / n : 0 }')
+                n=$(awk -v m="$msgs" -v d="$DURATION" 'BEGIN { printf "%.0f", m * d }')
+                us=$(per_us $((u1 + s1 - u0 - s0)) "$n")
+                us_u=$(per_us $((u1 - u0)) "$n")
+                us_s=$(per_us $((s1 - s0)) "$n")
             fi
             MSGS[$name|$conns|$size]=$msgs
             result echo "$name" "c=$conns,s=$size" msgs_per_s "$msgs"
             result echo "$name" "c=$conns,s=$size" us_per_msg "$us"
+            result echo "$name" "c=$conns,s=$size" us_user_per_msg "$us_u"
+            result echo "$name" "c=$conns,s=$size" us_sys_per_msg "$us_s"
             result echo "$name" "c=$conns,s=$size" errors "$errors"
-            printf '  %-7s %5d conns %6d B  %12.0f messages/s %9s µs CPU/message  %s errors\n' \
-                "$name" "$conns" "$size" "$msgs" "$us" "$errors"
+            printf '  %-7s %5d conns %6d B  %12.0f messages/s %9s µs CPU/message (%s user, %s sys)  %s errors\n' \
+                "$name" "$conns" "$size" "$msgs" "$us" "$us_u" "$us_s" "$errors"
         done
     done
     stop_echo "$name"

@@ -7,7 +7,9 @@
 #   - start_server / stop_server: servers pinned to $SERVER_CPU;
 #   - run_client: clients pinned to $CLIENT_CPU, waited for in a way that a
 #     signal interrupts at once;
-#   - measurements: cpu_ticks (utime+stime from /proc/PID/stat), rss_kb;
+#   - HTTP clients: wrk_run, ab_run, and client_figure to read their output;
+#   - measurements: cpu_user_sys and cpu_ticks (utime, stime from
+#     /proc/PID/stat), per_us, rss_kb, fd_count;
 #   - result: one line of machine-readable output for bench/report.py.
 # Everything listens on and connects to 127.0.0.0/8 only.
 
@@ -135,13 +137,27 @@ alive() {
     die "$1 died during the run (its log is above)"
 }
 
-# utime + stime of a whole process (all its threads), in clock ticks.
-cpu_ticks() {
+# utime and stime of a whole process (all its threads), in clock ticks, as
+# "USER SYS": user is the server's own code, sys the kernel's work on its
+# behalf (system calls, and the TCP work they do).
+cpu_user_sys() {
     local stat rest f
     stat=$(<"/proc/$1/stat")
     rest=${stat##*) } # the command name may hold spaces; skip past it
     read -r -a f <<<"$rest"
-    echo $((f[11] + f[12])) # fields 14 and 15 of proc(5), counted from 3
+    echo "${f[11]} ${f[12]}" # fields 14 and 15 of proc(5), counted from 3
+}
+
+# utime + stime of a whole process, in clock ticks.
+cpu_ticks() {
+    local u s
+    read -r u s <<<"$(cpu_user_sys "$1")"
+    echo $((u + s))
+}
+
+# per_us TICKS N: TICKS clock ticks of CPU time in µs per item, for N items.
+per_us() {
+    awk -v t="$1" -v hz="$TICK" -v n="$2" 'BEGIN { printf "%.2f", (n > 0) ? t * 1e6 / hz / n : 0 }'
 }
 
 # Resident set size in KiB.
@@ -166,6 +182,38 @@ run_client() {
     wait "$CLIENT_PID" || rc=$?
     CLIENT_PID=
     return "$rc"
+}
+
+# wrk_run OUT PORT MODE SECONDS: wrk -t1 -c$CONNS against 127.0.0.1:PORT for
+# SECONDS through run_client; MODE is keep-alive (one request in flight per
+# connection) or pipelined ($DEPTH requests per write, bench/pipeline.lua).
+# CONNS and DEPTH are the calling script's settings.
+# shellcheck disable=SC2153 # CONNS and DEPTH: see above
+wrk_run() {
+    local out=$1 port=$2 mode=$3 secs=$4 args=()
+    [ "$mode" = pipelined ] && args=(-s "$BENCH_DIR/pipeline.lua")
+    run_client "$out" timeout $((secs + 60)) wrk -t1 -c"$CONNS" -d"${secs}s" ${args[@]+"${args[@]}"} \
+        "http://127.0.0.1:$port/" ${args[@]:+-- "$DEPTH"}
+}
+
+# ab_run OUT PORT N: N requests from ab at concurrency $AB_C without -k
+# (HTTP/1.0, a new connection per request), through run_client. -r: a
+# socket error counts as a failed request instead of ending ab.
+ab_run() {
+    run_client "$1" timeout 120 ab -r -q -n "$3" -c "$AB_C" "http://127.0.0.1:$2/"
+}
+
+# client_figure OUT FIGURE: a figure from the output of wrk or ab: requests
+# (completed), rps, failed (ab only) or non2xx (ab only); empty if absent.
+client_figure() {
+    awk -v f="$2" '
+        f == "requests" && / requests in / { print $1 }
+        f == "requests" && /^Complete requests:/ { print $3 }
+        f == "rps" && /^Requests\/sec:/ { print $2 }
+        f == "rps" && /^Requests per second:/ { print $4 }
+        f == "failed" && /^Failed requests:/ { print $3 }
+        f == "non2xx" && /^Non-2xx responses:/ { print $3 }
+    ' "$1"
 }
 
 # result SUITE SERVER MODE METRIC VALUE: one tab-separated line for report.py.

@@ -19,6 +19,16 @@ HTTP_MODES = ["keep-alive", "pipelined", "conn/request"]
 HTTP_SERVERS = ["eddy", "nginx", "floor", "python"]
 SCALE_SERVERS = ["eddy", "nginx", "floor", "poll"]
 ECHO_SERVERS = ["eddy", "python", "xinetd"]
+# The columns of the system-call table: a heading and the calls it sums.
+SYSCALL_GROUPS = [
+    ("read/recvfrom", ["read", "recvfrom", "readv", "recvmsg"]),
+    ("write/sendto/writev", ["write", "sendto", "writev", "sendmsg", "sendfile"]),
+    ("epoll_wait", ["epoll_wait", "epoll_pwait", "epoll_pwait2"]),
+    ("epoll_ctl", ["epoll_ctl"]),
+    ("accept4", ["accept4", "accept"]),
+    ("close", ["close"]),
+    ("shutdown", ["shutdown"]),
+]
 COLORS = {"eddy": "#1b9e77", "nginx": "#d95f02", "floor": "#7570b3", "poll": "#e7298a",
           "python": "#66a61e", "xinetd": "#e6ab02"}
 
@@ -61,6 +71,13 @@ def fmt(v, digits=0):
     if digits == 0:
         return "{:,.0f}".format(v)
     return "{:,.{}f}".format(v, digits)
+
+
+def user_sys(user, system):
+    """ "user / sys" µs, or – when either is missing."""
+    if user is None or system is None:
+        return "–"
+    return "{} / {}".format(fmt(user, 2), fmt(system, 2))
 
 
 def ratio(a, b):
@@ -133,6 +150,10 @@ class Report:
                 met = ""
             self.w("| {} | {} | {} | {} |".format(what, value, target, met))
         self.w()
+        if any(k[0] == "syscalls" for k in self.r):
+            self.w("A target that asks eddy for less CPU than the kernel's share of a request is out of reach "
+                   "whatever eddy does: the system calls per request and the user / system split below show "
+                   "where each one stands.\n")
 
     def idle_max(self):
         counts = [int(k[2][5:]) for k in self.r if k[0] == "scale" and k[2].startswith("idle=") and k[3] == "rps"]
@@ -154,8 +175,9 @@ class Report:
         if not any(k[0] == "http" for k in self.r):
             self.w("_Not measured (see the run status above)._\n")
             return
-        self.w("| mode | server | req/s | µs CPU/request | CPU busy server / client | req/s ÷ eddy's | µs CPU ÷ eddy's |")
-        self.w("|---|---|---:|---:|---:|---:|---:|")
+        self.w("| mode | server | req/s | µs CPU/request | µs user / sys | CPU busy server / client "
+               "| req/s ÷ eddy's | µs CPU ÷ eddy's |")
+        self.w("|---|---|---:|---:|---:|---:|---:|---:|")
         for mode in HTTP_MODES:
             er, ec = g("http", "eddy", mode, "rps"), g("http", "eddy", mode, "us_per_req")
             for s in HTTP_SERVERS:
@@ -163,10 +185,12 @@ class Report:
                 if r is None:
                     continue
                 busy = "{:.0f}% / {:.0f}%".format(g("http", s, mode, "server_busy") or 0, g("http", s, mode, "client_busy") or 0)
-                self.w("| {} | {} | {} | {} | {} | {} | {} |".format(
-                    mode, s, fmt(r), fmt(c, 2), busy,
+                self.w("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                    mode, s, fmt(r), fmt(c, 2),
+                    user_sys(g("http", s, mode, "us_user_per_req"), g("http", s, mode, "us_sys_per_req")), busy,
                     "" if s == "eddy" else fmt(ratio(r, er), 2), "" if s == "eddy" else fmt(ratio(c, ec), 2)))
         self.w()
+        self.http_user_sys()
         # Plots: req/s and CPU per request, modes clustered, one bar per server.
         rows = []
         for mode in HTTP_MODES:
@@ -178,6 +202,63 @@ class Report:
             rows.append([mode] + [g("http", s, mode, "us_per_req") for s in HTTP_SERVERS])
         self.histogram("http_cpu", "Server CPU time per HTTP request (log scale; lower is better)",
                        "µs of CPU per request", HTTP_SERVERS, rows, log=True)
+
+    def http_user_sys(self):
+        """What the user/system split says about the ratios to nginx."""
+        g = self.get
+        eu, es = g("http", "eddy", "keep-alive", "us_user_per_req"), g("http", "eddy", "keep-alive", "us_sys_per_req")
+        nc = g("http", "nginx", "keep-alive", "us_per_req")
+        if eu is None or es is None or not eu + es:
+            return
+        text = ("In keep-alive mode eddy's own code (user time) is {:.0f}% of its CPU time per request ({} of {} µs); "
+                "the rest is system time, the kernel's TCP and system-call work, which every server making the "
+                "same calls pays (see the system calls below). That share is what bounds the ratios to nginx: "
+                "eddy's system time alone is already {}".format(
+                    100 * eu / (eu + es), fmt(eu, 2), fmt(eu + es, 2),
+                    fmt(ratio(es, nc), 2) + "× nginx's whole CPU time per request" if nc else "most of it"))
+        self.w(text + ", so no cut in user time can take eddy much below that.\n")
+
+    def syscalls(self):
+        g = self.get
+        rows = [(s, m) for m in HTTP_MODES for s in HTTP_SERVERS if g("syscalls", s, m, "per_req") is not None]
+        if not rows:
+            self.w("_Not measured (see the run status above)._\n")
+            return
+        self.w("| mode | server | system calls/request | " + " | ".join(h for h, _ in SYSCALL_GROUPS)
+               + " | others | failed (EAGAIN…) |")
+        self.w("|---|---|---:|" + "---:|" * (len(SYSCALL_GROUPS) + 2))
+        for s, m in rows:
+            total = g("syscalls", s, m, "per_req")
+            cells, listed = [], 0.0
+            for _, names in SYSCALL_GROUPS:
+                v = sum(g("syscalls", s, m, "per_req_" + n) or 0 for n in names)
+                listed += v
+                cells.append(fmt(v, 2))
+            self.w("| {} | {} | **{}** | {} | {} | {} |".format(
+                m, s, fmt(total, 2), " | ".join(cells), fmt(max(total - listed, 0), 2),
+                fmt(g("syscalls", s, m, "errors_per_req"), 2)))
+        self.w()
+        # eddy against the floor in the modes both were measured in.
+        pairs = [(m, g("syscalls", "eddy", m, "per_req"), g("syscalls", "floor", m, "per_req"),
+                  g("syscalls", "nginx", m, "per_req")) for m in HTTP_MODES]
+        pairs = [p for p in pairs if p[1] is not None and p[2] is not None]
+        if not pairs:
+            return
+        self.w("System calls per request: eddy makes {}.".format("; ".join(
+            "{} in {} mode (the floor {}{})".format(
+                fmt(e, 2), m, fmt(f, 2), "" if n is None else ", nginx " + fmt(n, 2))
+            for m, e, f, n in pairs)))
+        if all(abs(e - f) <= 0.1 * f for _, e, f, _ in pairs):
+            self.w("eddy's system calls per request equal the floor's (one read and one write per request, or "
+                   "per batch of 16 when pipelined), so CPU per request below the floor's is out of reach for any "
+                   "epoll server on this kernel: what eddy spends is the kernel's work inside those calls (the "
+                   "system time in the HTTP table) plus a small user-space share. A target that asks for less CPU "
+                   "than the floor's, or for a large cut against a server that already makes the floor's calls "
+                   "(nginx in keep-alive mode), is bounded by that kernel cost, not by eddy's code.")
+        else:
+            self.w("Where eddy makes more system calls than the floor, the difference is CPU that eddy could "
+                   "still save.")
+        self.w()
 
     def callgrind(self):
         g = self.get
@@ -261,18 +342,23 @@ class Report:
             return
         servers = [s for s in ECHO_SERVERS if any(g("echo", s, m, "msgs_per_s") for m in modes)]
         self.w("| connections | message | " + " | ".join("{} msg/s".format(s) for s in servers)
-               + " | eddy ÷ python | eddy ÷ xinetd | eddy µs CPU/msg | python µs CPU/msg |")
-        self.w("|---:|---:|" + "---:|" * (len(servers) + 4))
+               + " | eddy ÷ python | eddy ÷ xinetd | eddy µs CPU/msg | eddy µs user / sys "
+               "| python µs CPU/msg | python µs user / sys |")
+        self.w("|---:|---:|" + "---:|" * (len(servers) + 6))
         for m in modes:
             c, size = m.split(",")
             vals = [g("echo", s, m, "msgs_per_s") for s in servers]
             e = g("echo", "eddy", m, "msgs_per_s")
-            self.w("| {} | {} B | {} | {} | {} | {} | {} |".format(
+            self.w("| {} | {} B | {} | {} | {} | {} | {} | {} | {} |".format(
                 c[2:], size[2:], " | ".join(fmt(v) for v in vals),
                 fmt(ratio(e, g("echo", "python", m, "msgs_per_s")), 1),
                 fmt(ratio(e, g("echo", "xinetd", m, "msgs_per_s")), 1),
-                fmt(g("echo", "eddy", m, "us_per_msg"), 2), fmt(g("echo", "python", m, "us_per_msg"), 2)))
+                fmt(g("echo", "eddy", m, "us_per_msg"), 2),
+                user_sys(g("echo", "eddy", m, "us_user_per_msg"), g("echo", "eddy", m, "us_sys_per_msg")),
+                fmt(g("echo", "python", m, "us_per_msg"), 2),
+                user_sys(g("echo", "python", m, "us_user_per_msg"), g("echo", "python", m, "us_sys_per_msg"))))
         self.w()
+        self.echo_user_sys(modes)
         for m in modes:
             for s in servers:
                 n = g("echo", s, m, "errors")
@@ -287,6 +373,30 @@ class Report:
             label = "{} KiB".format(b // 1024) if b >= 1024 and b % 1024 == 0 else "{} B".format(b)
             rows.append(["{} conn, {}".format(c[2:], label)] + [g("echo", s, m, "msgs_per_s") for s in servers])
         self.histogram("echo", "Echo messages/s (log scale)", "messages/s", servers, rows, log=True)
+
+    def echo_user_sys(self, modes):
+        """What the user/system split says about the ratio to the Python server."""
+        g = self.get
+        shares, bounds = [], []
+        for m in modes:
+            eu, es = g("echo", "eddy", m, "us_user_per_msg"), g("echo", "eddy", m, "us_sys_per_msg")
+            p = g("echo", "python", m, "us_per_msg")
+            if eu is None or es is None or not eu + es:
+                continue
+            shares.append(100 * eu / (eu + es))
+            if p and es:
+                bounds.append(p / es)
+        if not shares:
+            return
+        text = ("eddy's user time is {:.0f}–{:.0f}% of its CPU time per message; the rest is system time, the "
+                "kernel's TCP and system-call work, which the Python server pays as well. That is what bounds the "
+                "ratio to it: ".format(min(shares), max(shares)))
+        if bounds:
+            text += ("even with no user time at all, eddy could spend at most {}–{}× less CPU per message than the "
+                     "Python server.".format(fmt(min(bounds), 1), fmt(max(bounds), 1)))
+        else:
+            text += "cutting eddy's user time further cannot raise it much."
+        self.w(text + "\n")
 
     # --- plots --------------------------------------------------------------
 
@@ -358,19 +468,20 @@ class Report:
         self.w("## How to reproduce")
         self.w()
         self.w("```sh")
-        self.w("make bench                       # everything, then this page (about 8 minutes)")
+        self.w("make bench                       # everything, then this page (about 9 minutes)")
         self.w("BENCH_SECONDS=2 make bench       # quicker and noisier")
-        self.w("BENCH_ONLY='http scale' make bench   # some suites only: http scale callgrind echo")
-        self.w("bench/http.sh; bench/scale.sh; bench/callgrind.sh; bench/echo.sh   # one suite, printed only")
+        self.w("BENCH_ONLY='http scale' make bench   # some suites only: http scale callgrind echo syscalls")
+        self.w("bench/http.sh; bench/scale.sh; bench/callgrind.sh; bench/echo.sh; bench/syscalls.sh"
+               "   # one suite, printed only")
         self.w("```")
         self.w()
         self.w("`make bench` installs what it needs from Debian's packages (`scripts/ensure-deps bench`: "
-               "nginx, wrk, apache2-utils, gnuplot-nox, xinetd, valgrind) when run as root, builds eddy, the "
-               "baselines (`build/bench/`) and the load generator, runs each suite under a time limit, and "
-               "writes this page and its plots (`docs/benchmarks/`). Raw results stay in "
-               "`build/bench/results/`. Each script's header lists its settings (connections, rounds, "
-               "durations). Run it on an otherwise idle machine: with other work on the CPUs, req/s and CPU "
-               "time swing by tens of percent between runs; instruction counts (callgrind) do not.")
+               "nginx, wrk, apache2-utils, gnuplot-nox, xinetd, valgrind) when run as root (the syscalls suite "
+               "also needs strace, installed by hand), builds eddy, the baselines (`build/bench/`) and the "
+               "load generator, runs each suite under a time limit, and writes this page and its plots "
+               "(`docs/benchmarks/`). Raw results stay in `build/bench/results/`. Each script's header lists "
+               "its settings (connections, rounds, durations). Run it on an otherwise idle machine: with other "
+               "work on the CPUs, req/s and CPU time swing by tens of percent between runs; instruction counts (callgrind) do not.")
         self.w()
         self.w("## This run")
         self.w()
@@ -400,6 +511,8 @@ class Report:
                "(`bench/pipeline.lua`); new connection per request: `ab` without `-k` (HTTP/1.0). µs "
                "CPU/request is the server's utime+stime (`/proc/PID/stat`) over the run divided by the "
                "requests served; it leaves out softirq time (loopback TCP), which no process is charged for. "
+               "µs user / sys splits it into user time (the server's own code) and system time (the kernel's, "
+               "inside the server's system calls), each the median of its own. "
                "CPU busy tells who set the pace: a client CPU at 100% with the server's below means req/s "
                "measured the client. The floor never closes a connection, so ab cannot drive it; the Python "
                "server answers one request per connection, so only ab can. Median of the rounds.")
@@ -412,6 +525,16 @@ class Report:
                "in requests, so start-up cancels out. Independent of the machine's load.")
         self.w()
         self.callgrind()
+        self.w("## System calls per request (strace)")
+        self.w()
+        self.w("System calls per HTTP request, counted by `strace -c -f` attached to each server for one short "
+               "run per mode (`bench/syscalls.sh`; connection set-up and close included), divided by the "
+               "requests the client completed. strace slows the server many times over, so only these counts "
+               "mean anything, never its speed; epoll_wait per request also falls as the server slows (more "
+               "connections ready per wake-up), so it is lower here than without strace. Failed calls (mostly "
+               "EAGAIN) are counted in the total and again in their own column.")
+        self.w()
+        self.syscalls()
         self.w("## Idle connections")
         self.w()
         self.scale()
@@ -421,8 +544,9 @@ class Report:
                "connection sends a message and waits for all of it to come back). python = tutorial 002's "
                "epoll echo server (`bench/peers/seed002_echo.py`), xinetd = its built-in `echo` service "
                "(a process forked per connection). Server CPU time per message is measured for eddy and python "
-               "only (xinetd's work is spread over its per-connection processes). With one connection every "
-               "message is a full round trip of wake-ups, so scheduling latency dominates; a server that "
+               "only (xinetd's work is spread over its per-connection processes), also split into user and "
+               "system time. With one connection every message is a full round trip of wake-ups, so scheduling "
+               "latency dominates; a server that "
                "writes a 16 KiB message back in pieces (the tutorial's `recv(1024)`) can meet Nagle's "
                "algorithm and the peer's delayed ACK, about 40 ms per message.")
         self.w()

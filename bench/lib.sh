@@ -271,9 +271,21 @@ http {
         location / {
             return 200 "Hello, world!";
         }
+        # nginx's own count of the requests it served (nginx_served).
+        location = /nginx_status {
+            stub_status;
+        }
     }
 }
 EOF
+}
+
+# nginx_served: the requests the nginx started by start_http has served so
+# far, by its own count (stub_status), this request for it included.
+nginx_served() {
+    "$PYTHON" -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=10).read().split()[9].decode())' \
+        "http://127.0.0.1:${PORT[nginx]}/nginx_status"
 }
 
 # start_http NAME: starts one of the HTTP servers the benchmarks compare on a

@@ -9,7 +9,7 @@
 #   DURATION=2 ROUNDS=1 bench/load_vs_wrk.sh    # quicker, noisier
 #
 # Environment (defaults in brackets):
-#   DURATION  seconds per run [5]         ROUNDS   rounds, each runs both [3]
+#   DURATION  seconds per run [$BENCH_SECONDS, else 5]   ROUNDS   rounds, each runs both [3]
 #   CONNS     connections [100]           THREADS  client threads [1]
 #   SERVER_CPU / CLIENT_CPU  CPUs for nginx / for the client [0 / 1]
 #   EDDY_LOAD  the eddy-load binary [build/eddy-load, built first]
@@ -20,16 +20,21 @@
 # moves both, so only the ratio within a round means anything.
 #
 # Each run also shows the client's own CPU time per request (user + system,
-# from /usr/bin/time when it is installed). When the client's CPU is busy
-# with other work too, the cheaper client gets more requests through: wrk
-# makes two epoll_ctl calls per request (it arms and disarms EPOLLOUT),
-# eddy-load none, so a ratio above 1 with a lower eddy-load CPU figure means
-# the clients' costs showed, not that a count is wrong.
+# from /usr/bin/time when it is installed) and checks the client's count of
+# requests against nginx's own (stub_status, read before and after the run):
+# a client that counted wrong would show there, whatever the speeds. When
+# the client's CPU is saturated (on a 2-CPU machine, one nginx worker can
+# answer faster than one client thread can ask), requests/s measures the
+# client, and the cheaper client gets more requests through: wrk makes two
+# epoll_ctl calls per request (it arms and disarms EPOLLOUT), eddy-load
+# none. A ratio above 1 with a lower eddy-load CPU figure and both counts
+# matching nginx's means the clients' costs showed, not that a count is
+# wrong.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DURATION=${DURATION:-5}
+DURATION=${DURATION:-${BENCH_SECONDS:-5}}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-100}
 THREADS=${THREADS:-1}
@@ -56,7 +61,7 @@ run_client "$TMP/warm.out" wrk -t"$THREADS" -c"$CONNS" -d1s "$URL" || true
 run_client "$TMP/warm.out" "$EDDY_LOAD" http "127.0.0.1:${PORT[nginx]}" -c "$CONNS" \
     -t "$THREADS" -d 1 || true
 
-WRK_RPS=() LOAD_RPS=() RATIOS=()
+WRK_RPS=() LOAD_RPS=() RATIOS=() WRK_CPU=() LOAD_CPU=() WRK_COUNT=() LOAD_COUNT=() WRK_SRV=() LOAD_SRV=()
 TIMER=()
 [ -x /usr/bin/time ] && TIMER=(/usr/bin/time -f '%U %S' -o "$TMP/cpu")
 
@@ -69,8 +74,12 @@ cpu_us() {
     awk -v n="$1" '{ printf "%.1f", (n > 0) ? ($1 + $2) * 1e6 / n : 0 }' "$TMP/cpu"
 }
 
+# Each run prints "REQ_PER_S CLIENT_US_PER_REQ COUNTED SERVED NGINX_US_PER_REQ":
+# the client's figures, the requests it counted, those nginx served
+# meanwhile, and nginx's CPU time per request served.
 run_wrk() {
-    local out=$TMP/wrk.out rps requests
+    local out=$TMP/wrk.out rps requests before ticks
+    before=$(nginx_served) ticks=$(cpu_ticks "${PID[nginx]}")
     run_client "$out" "${TIMER[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$URL" ||
         die "wrk failed: $(tr '\n' ' ' <"$out")"
     alive nginx
@@ -80,11 +89,20 @@ run_wrk() {
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     [ -n "$rps" ] || die "no Requests/sec in wrk's output: $(tr '\n' ' ' <"$out")"
     requests=$(awk '/ requests in / { print $1 }' "$out")
-    echo "$rps $(cpu_us "$requests")"
+    served "$rps $(cpu_us "$requests") $requests"
+}
+
+# served FIGURES: FIGURES, then nginx's count and CPU time per request since
+# `before` and `ticks` (the caller's).
+served() {
+    local n
+    n=$(($(nginx_served) - before - 1))
+    echo "$1 $n $(per_us $(($(cpu_ticks "${PID[nginx]}") - ticks)) "$n")"
 }
 
 run_load() {
-    local out=$TMP/load.out rc=0 line
+    local out=$TMP/load.out rc=0 line before ticks
+    before=$(nginx_served) ticks=$(cpu_ticks "${PID[nginx]}")
     run_client "$out" "${TIMER[@]}" "$EDDY_LOAD" http "127.0.0.1:${PORT[nginx]}" -c "$CONNS" -t "$THREADS" \
         -d "$DURATION" --json || rc=$?
     alive nginx
@@ -99,7 +117,7 @@ if r["errors_total"]:
 print(f"{r['requests_per_s']:.2f} {r['requests']}")
 EOF
     ) || die "eddy-load's --json output did not parse: $(tr '\n' ' ' <"$out")"
-    echo "${line% *} $(cpu_us "${line#* }")"
+    served "${line% *} $(cpu_us "${line#* }") ${line#* }"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0) ? a / b : 0 }'; }
@@ -118,24 +136,43 @@ for ((round = 1; round <= ROUNDS; round++)); do
         lline=$(run_load)
         wline=$(run_wrk)
     fi
-    read -r w wcpu <<<"$wline"
-    read -r l lcpu <<<"$lline"
+    read -r w wcpu wn wserved wsrv <<<"$wline"
+    read -r l lcpu ln lserved lsrv <<<"$lline"
     r=$(ratio "$l" "$w")
     WRK_RPS+=("$w") LOAD_RPS+=("$l") RATIOS+=("$r")
+    WRK_CPU+=("$wcpu") LOAD_CPU+=("$lcpu") WRK_SRV+=("$wsrv") LOAD_SRV+=("$lsrv")
+    WRK_COUNT+=("$(ratio "$wn" "$wserved")") LOAD_COUNT+=("$(ratio "$ln" "$lserved")")
     printf '  round %d/%d: wrk %8.0f req/s (%s us CPU/req)   eddy-load %8.0f req/s (%s us CPU/req)   eddy-load/wrk %s\n' \
         "$round" "$ROUNDS" "$w" "$wcpu" "$l" "$lcpu" "$r"
-    result load_vs_wrk wrk keep-alive req_per_s "$w"
-    result load_vs_wrk eddy-load keep-alive req_per_s "$l"
+    printf '    requests counted / served by nginx: wrk %d / %d, eddy-load %d / %d;' \
+        "$wn" "$wserved" "$ln" "$lserved"
+    printf ' nginx us CPU/req: under wrk %s, under eddy-load %s\n' "$wsrv" "$lsrv"
 done
 
 med_w=$(median "${WRK_RPS[@]}")
 med_l=$(median "${LOAD_RPS[@]}")
 med_r=$(median "${RATIOS[@]}")
+for client in wrk eddy-load; do
+    if [ "$client" = wrk ]; then
+        rps=$med_w cpu=("${WRK_CPU[@]}") count=("${WRK_COUNT[@]}") srv=("${WRK_SRV[@]}")
+    else
+        rps=$med_l cpu=("${LOAD_CPU[@]}") count=("${LOAD_COUNT[@]}") srv=("${LOAD_SRV[@]}")
+    fi
+    result load_vs_wrk "$client" keep-alive req_per_s "$rps"
+    [ "${cpu[0]}" = - ] || result load_vs_wrk "$client" keep-alive client_us_per_req "$(median "${cpu[@]}")"
+    result load_vs_wrk "$client" keep-alive counted_per_served "$(median "${count[@]}")"
+    result load_vs_wrk "$client" keep-alive server_us_per_req "$(median "${srv[@]}")"
+done
 echo
 printf 'median of %d: wrk %.0f req/s, eddy-load %.0f req/s, eddy-load/wrk %s (per round: %s)\n' \
     "$ROUNDS" "$med_w" "$med_l" "$med_r" "${RATIOS[*]}"
+printf 'requests counted per request nginx served (median): wrk %s, eddy-load %s\n' \
+    "$(median "${WRK_COUNT[@]}")" "$(median "${LOAD_COUNT[@]}")"
 if awk -v r="$med_r" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then
     echo "eddy-load and wrk agree within 10%"
 else
-    echo "WARNING: eddy-load and wrk differ by more than 10% (a noisy machine can do that; run again)"
+    echo "WARNING: eddy-load and wrk differ by more than 10%. Medians: client CPU per request" \
+        "wrk $(median "${WRK_CPU[@]}") us, eddy-load $(median "${LOAD_CPU[@]}") us; nginx CPU per request" \
+        "under wrk $(median "${WRK_SRV[@]}") us, under eddy-load $(median "${LOAD_SRV[@]}") us" \
+        "(whichever is saturated sets the pace; see this script's header)"
 fi

@@ -3,13 +3,14 @@
 # docs/benchmarks.md and its plots (docs/benchmarks/*.png). `make bench` runs
 # it after building eddy and the baselines.
 #
-#   bench/run.sh                          # about 9 minutes
+#   bench/run.sh                          # about 10 minutes
 #   BENCH_SECONDS=2 bench/run.sh          # quicker, noisier
 #   BENCH_ONLY="http callgrind" bench/run.sh
 #
 # Environment (defaults in brackets):
 #   BENCH_SECONDS  seconds per measured run of wrk or eddy-load [5]
-#   BENCH_ONLY     the suites to run, of: http scale callgrind echo syscalls [all five]
+#   BENCH_ONLY     the suites to run, of: http scale callgrind echo syscalls
+#                  load_vs_wrk [all six]
 #   BENCH_NOTE     a line of text put at the top of the results ("measured on ...")
 #   BENCH_DOC      the page written [docs/benchmarks.md]
 #   BENCH_COMMIT   what eddy is, for the page [git describe of this tree]
@@ -21,7 +22,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BENCH_SECONDS=${BENCH_SECONDS:-5}
-BENCH_ONLY=${BENCH_ONLY:-"http scale callgrind echo syscalls"}
+BENCH_ONLY=${BENCH_ONLY:-"http scale callgrind echo syscalls load_vs_wrk"}
 DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
 RESULTS_DIR=$ROOT/build/bench/results
 PYTHON=/usr/bin/python3
@@ -32,7 +33,7 @@ if ! [[ $BENCH_SECONDS =~ ^[1-9][0-9]*$ ]]; then
 fi
 for suite in $BENCH_ONLY; do
     [ -x "$ROOT/bench/$suite.sh" ] || {
-        echo "bench: no suite '$suite' (bench/$suite.sh); suites: http scale callgrind echo syscalls" >&2
+        echo "bench: no suite '$suite' (bench/$suite.sh); suites: http scale callgrind echo syscalls load_vs_wrk" >&2
         exit 2
     }
 done
@@ -63,6 +64,7 @@ limit() {
     callgrind) echo 300 ;;
     echo) echo $((180 + 3 * 6 * (BENCH_SECONDS + 3))) ;;
     syscalls) echo 300 ;; # its runs are short whatever BENCH_SECONDS is
+    load_vs_wrk) echo $((120 + 3 * 2 * (BENCH_SECONDS + 5))) ;;
     *) echo 600 ;;
     esac
 }

@@ -276,12 +276,20 @@ class Flood:
         return bytes(self.got) == self.data[:len(self.got)]
 
 
+# Buffers of one block come from a per-loop pool (src/buf.c), so only a
+# buffer bigger than a block reliably reaches malloc: the tests below read
+# 32 KiB at a time, so every input buffer is malloc'd (and, where floods
+# read slowly, output buffers grow past a block too).
+POOL_BLOCK = 16384
+
+
 def test_alloc_failure_mid_echo_closes_only_that_connection(eddy, failmalloc):
     """Buffer allocations fail while an echo flood is in flight: that
     connection is closed (its client sees the end, and what it got back is
     intact), idle clients that hold no buffer keep their connections, and
     everything is served once allocations succeed again."""
-    srv = eddy("echo=127.0.0.1:0", "http=127.0.0.1:0", prefix=failmalloc.prefix)
+    srv = eddy("--read-size", 2 * POOL_BLOCK, "echo=127.0.0.1:0", "http=127.0.0.1:0",
+               prefix=failmalloc.prefix)
     idle_echo = connect(srv.addr("echo"))
     idle_http = HttpConn(srv.addr("http"))
     victim = connect(srv.addr("echo"))
@@ -292,8 +300,8 @@ def test_alloc_failure_mid_echo_closes_only_that_connection(eddy, failmalloc):
         assert idle_http.response().status == 200
         flood = Flood(victim, 64 << 20)
         wait_until(lambda: len(flood.got) >= 1 << 20, what="echo flood under way")
-        # Every buffer-sized allocation fails from now on.
-        failmalloc.set(1, 4096)
+        # Every allocation bigger than a pool block fails from now on.
+        failmalloc.set(1, POOL_BLOCK + 1)
         wait_until(lambda: failmalloc.failed() >= 1, what="an allocation failed")
         flood.join()
         assert flood.end in ("eof", "reset"), f"the flood ended with {flood.end}"
@@ -369,13 +377,6 @@ def test_alloc_failure_for_new_connections_is_logged(eddy, failmalloc):
         failmalloc.set(0)
     assert round_trip(srv.addr("echo"), b"ok\n") == b"ok\n"
     assert http_ok(srv.addr("http"))
-
-
-# Buffers of one block come from a per-loop pool (src/buf.c), so only a
-# buffer bigger than a block reaches malloc: the test below reads 32 KiB at
-# a time (every input buffer is then malloc'd) and its floods read slowly,
-# so that output buffers grow too.
-POOL_BLOCK = 16384
 
 
 def test_intermittent_alloc_failures_never_corrupt(eddy, failmalloc, trigger):

@@ -654,9 +654,11 @@ def http_request(method="GET", target="/", version="1.1", headers=(), body=b"", 
 
 
 def count_epollin(srv, addr, exchange):
-    """Connects to a `--trace --read-size 1` server, runs exchange(sock)
-    (one request in one packet, and its reply), and returns how many EPOLLIN
-    events the connection fd got, with the log lines."""
+    """Connects to a `--trace --read-size 1 --workers 1` server, runs
+    exchange(sock) (one request in one packet, and its reply), and returns
+    how many EPOLLIN events the connection fd got, with the log lines. One
+    worker: with more, several loops may wake for one new connection, and
+    the barrier below would be passed too early."""
     mark = srv.mark()
     c1 = connect(addr)
     try:

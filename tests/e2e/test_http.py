@@ -395,7 +395,8 @@ def test_trigger_and_read_size_hold_for_http(eddy, trigger):
     """--trigger and --read-size apply to HTTP connections as to the TCP
     services: with 1-byte reads, level-triggered epoll reports the request
     once per byte, edge-triggered once (eddy reads until EAGAIN)."""
-    srv = eddy("--trace", "--read-size", "1", "--trigger", trigger, "http=127.0.0.1:0")
+    srv = eddy("--trace", "--read-size", "1", "--workers", "1", "--trigger", trigger,
+               "http=127.0.0.1:0")
     n, lines = count_epollin(srv, srv.addr("http"), get_hello)
     if trigger == "edge":
         assert n == 1, "edge-triggered: one EPOLLIN\n" + "\n".join(lines)

@@ -75,13 +75,14 @@ def ask_time(c):
 
 
 def test_trace_level_fires_once_per_byte(eddy):
-    srv = eddy("--trace", "--read-size", "1", "time=127.0.0.1:0")
+    srv = eddy("--trace", "--read-size", "1", "--workers", "1", "time=127.0.0.1:0")
     n, lines = count_epollin(srv, srv.addr("time"), ask_time)
     assert n >= 3, "level-triggered, 1-byte reads: one EPOLLIN per byte\n" + "\n".join(lines)
 
 
 def test_trace_edge_fires_once(eddy):
-    srv = eddy("--trace", "--read-size", "1", "--trigger", "edge", "time=127.0.0.1:0")
+    srv = eddy("--trace", "--read-size", "1", "--workers", "1", "--trigger", "edge",
+               "time=127.0.0.1:0")
     n, lines = count_epollin(srv, srv.addr("time"), ask_time)
     assert n == 1, "edge-triggered: one EPOLLIN, read until EAGAIN\n" + "\n".join(lines)
 

@@ -51,6 +51,10 @@
  * (plus an eighth) leaves new ones to the others, for BALANCE_PAUSE_MS. */
 #define BALANCE_SLACK    2
 #define BALANCE_PAUSE_MS 2
+/* How long after an accept failed for lack of fds or memory balancing stays
+ * off: longer than the gap between two reports of a failure that goes on
+ * (at most one a second per listener and worker). */
+#define STARVED_MS 3000
 /* Between the last accept and the graceful shutdown of the connections:
  * the shutdown closes every connection without a request in progress, and
  * a client that has just connected may not have sent its request yet (a
@@ -127,6 +131,9 @@ struct server {
     /* Shared with the workers. */
     _Atomic int phase;
     _Atomic long long live; /* open connections (counted when limited or shared) */
+    /* Until then (loop ms), accepting is failing for lack of fds or memory
+     * somewhere: the workers do not hold back to balance (may_accept). */
+    _Atomic unsigned long long starved_until_ms;
     _Atomic unsigned long long rejected;
     _Atomic unsigned stopped, acks, done; /* workers that stopped accepting, ... */
     _Atomic size_t to_finish, force_closed;
@@ -244,6 +251,11 @@ static bool may_accept(struct eddy_listener *l)
     struct acceptor *a = l->data;
     struct worker *w = a->w;
     struct server *s = w->s;
+    /* Out of fds, a worker that has lost its spare fd can neither accept
+     * nor shed (src/tcp.c, shed()): if the one that still can held back,
+     * clients would wait unanswered until fds came free. */
+    if (eddy_loop_now(w->loop) < atomic_load(&s->starved_until_ms))
+        return true;
     sync_live(w);
     long long total = atomic_load(&s->live);
     size_t share = total > 0 ? (size_t)total / s->nworkers : 0;
@@ -293,6 +305,8 @@ static void on_accept_report(struct eddy_timer *t)
 static void on_accept_error(struct eddy_listener *l, int err, uint64_t dropped)
 {
     struct acceptor *a = l->data;
+    if (err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM)
+        atomic_store(&a->w->s->starved_until_ms, eddy_loop_now(a->w->loop) + STARVED_MS);
     atomic_store(&a->ls->last_error, err);
     atomic_fetch_add(&a->ls->dropped, dropped);
     atomic_fetch_add(&a->ls->errors, 1);

@@ -78,31 +78,38 @@ cpu_us() {
 # the client's figures, the requests it counted, those nginx served
 # meanwhile, and nginx's CPU time per request served.
 run_wrk() {
-    local out=$TMP/wrk.out rps requests before ticks
-    before=$(nginx_served) ticks=$(cpu_ticks "${PID[nginx]}")
+    local out=$TMP/wrk.out rps requests mark
+    mark=$(nginx_mark)
     run_client "$out" "${TIMER[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$URL" ||
         die "wrk failed: $(tr '\n' ' ' <"$out")"
     alive nginx
     if grep -qE 'Socket errors|Non-2xx' "$out"; then
         echo "WARNING: wrk: $(grep -E 'Socket errors|Non-2xx' "$out" | tr -s ' \n' ' ')" >&2
     fi
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    rps=$(client_figure "$out" rps)
     [ -n "$rps" ] || die "no Requests/sec in wrk's output: $(tr '\n' ' ' <"$out")"
-    requests=$(awk '/ requests in / { print $1 }' "$out")
-    served "$rps $(cpu_us "$requests") $requests"
+    requests=$(client_figure "$out" requests)
+    served "$mark" "$rps $(cpu_us "$requests") $requests"
 }
 
-# served FIGURES: FIGURES, then nginx's count and CPU time per request since
-# `before` and `ticks` (the caller's).
+# nginx_mark: nginx's count of requests served and its CPU ticks, now.
+nginx_mark() {
+    echo "$(nginx_served) $(cpu_ticks "${PID[nginx]}")"
+}
+
+# served MARK FIGURES: FIGURES, then the requests nginx served since MARK
+# (from nginx_mark; its own count, less the one that read it) and its CPU
+# time per request meanwhile.
 served() {
-    local n
-    n=$(($(nginx_served) - before - 1))
-    echo "$1 $n $(per_us $(($(cpu_ticks "${PID[nginx]}") - ticks)) "$n")"
+    local count ticks n
+    read -r count ticks <<<"$1"
+    n=$(($(nginx_served) - count - 1))
+    echo "$2 $n $(per_us $(($(cpu_ticks "${PID[nginx]}") - ticks)) "$n")"
 }
 
 run_load() {
-    local out=$TMP/load.out rc=0 line before ticks
-    before=$(nginx_served) ticks=$(cpu_ticks "${PID[nginx]}")
+    local out=$TMP/load.out rc=0 line mark
+    mark=$(nginx_mark)
     run_client "$out" "${TIMER[@]}" "$EDDY_LOAD" http "127.0.0.1:${PORT[nginx]}" -c "$CONNS" -t "$THREADS" \
         -d "$DURATION" --json || rc=$?
     alive nginx
@@ -117,7 +124,7 @@ if r["errors_total"]:
 print(f"{r['requests_per_s']:.2f} {r['requests']}")
 EOF
     ) || die "eddy-load's --json output did not parse: $(tr '\n' ' ' <"$out")"
-    served "${line% *} $(cpu_us "${line#* }") ${line#* }"
+    served "$mark" "${line% *} $(cpu_us "${line#* }") ${line#* }"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0) ? a / b : 0 }'; }

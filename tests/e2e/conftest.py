@@ -461,6 +461,37 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wait_until(pred, timeout=TIMEOUT, what="condition"):
+    """Polls pred() until it is true; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s")
+        time.sleep(0.02)
+
+
+def served_again(pred, timeout=TIMEOUT):
+    """Tries pred() (a client exchange returning True when served) until it
+    succeeds: a departing client's close reaches eddy a moment later."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except (OSError, AssertionError) as exc:
+            last = exc
+        time.sleep(0.05)
+    pytest.fail(f"not served again within {timeout} s (last error: {last!r})")
+
+
 # ---- formats ------------------------------------------------------------------------
 
 TIME_RE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")

@@ -4,7 +4,6 @@ anything else is 405; keep-alive, pipelining, limits and timeouts as a user
 (curl, http.client, ab, wrk, or a raw socket) sees them."""
 
 import http.client
-import os
 import random
 import re
 import signal
@@ -14,7 +13,7 @@ import time
 import pytest
 
 from conftest import (TIMEOUT, HttpConn, check_http_date, count_epollin, curl, curl_response,
-                      http_request, http_url, ports_free, run_tool)
+                      fd_count, http_request, http_url, ports_free, run_tool)
 
 HELLO = b"Hello, world!"
 
@@ -435,17 +434,14 @@ def test_connection_close_frees_the_socket_without_waiting_for_the_client(srv):
     # A client that asked to close sends nothing more, so eddy closes its
     # socket with the reply sent, rather than half-closing and waiting up to
     # 2 s for the client's FIN: the EOF the client reads is that close.
-    def fds():
-        return len(os.listdir(f"/proc/{srv.pid}/fd"))
-
     with HttpConn(srv.addr("http")) as c:
         c.send(http_request("GET"))
         check_hello(c.response())
-        with_conn = fds()
+        with_conn = fd_count(srv.pid)
         c.send(http_request("GET", headers=[("Connection", "close")]))
         check_hello(c.response())
         c.expect_eof()
-        assert fds() == with_conn - 1, "eddy still holds the connection the client asked to close"
+        assert fd_count(srv.pid) == with_conn - 1, "eddy still holds the connection the client asked to close"
 
 
 @pytest.mark.parametrize("req", [

@@ -8,21 +8,7 @@ import time
 import pytest
 
 from conftest import (HttpConn, connect, http_request, recv_until_eof, round_trip, run_eddy,
-                      stuck_connection, TIMEOUT)
-
-
-def served_again(addr, deadline=TIMEOUT):
-    """Round trips until one is served: the server notices a departed
-    client only when its close arrives, so allow it a moment."""
-    end = time.monotonic() + deadline
-    while True:
-        try:
-            if round_trip(addr, b"again\n", timeout=1) == b"again\n":
-                return True
-        except OSError:
-            pass
-        if time.monotonic() > end:
-            return False
+                      served_again, stuck_connection, TIMEOUT)
 
 
 def test_max_connections_http_gets_503(eddy):
@@ -52,7 +38,7 @@ def test_max_connections_tcp_closes_and_recovers(eddy):
         with connect(srv.addr("echo")) as second:
             assert recv_until_eof(second) == b""
     # The first client has left: a new one is admitted.
-    assert served_again(srv.addr("echo"))
+    served_again(lambda: round_trip(srv.addr("echo"), b"again\n", timeout=1) == b"again\n")
 
 
 def test_sigterm_finishes_requests_in_flight(eddy):

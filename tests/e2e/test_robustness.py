@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import (connect, cpu_seconds, recv_exact,
-                      round_trip, rss_kib, rst_close)
+                      round_trip, rss_kib, rst_close, served_again)
 
 
 def test_backpressure_bounds_memory(eddy):
@@ -169,5 +169,7 @@ def test_fd_exhaustion_does_not_spin(eddy):
     finally:
         for s in clients:
             s.close()
-    # Once the clients are gone, new ones are served again.
-    assert round_trip(srv.addr("echo"), b"after\n") == b"after\n"
+    # Once eddy has seen the clients go, new ones are served again. Until
+    # then a newcomer may still be shed: the other worker's listener can wake
+    # before this one has read the departing clients' FINs.
+    served_again(lambda: round_trip(srv.addr("echo"), b"after\n", timeout=2) == b"after\n")

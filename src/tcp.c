@@ -799,13 +799,23 @@ static int send_file_part(struct eddy_conn *c)
     return 1;
 }
 
+/* Send flags for the queued bytes. When the connection closes as soon as
+ * they are out (eddy_conn_finish()) and no file follows them, MSG_MORE holds
+ * the last segment back for the close to carry the FIN in it: the peer gets
+ * the reply and the end in one packet, and both kernels handle one fewer. */
+static int send_flags(const struct eddy_conn *c)
+{
+    bool last = c->state == EDDY_CONN_SHUTDOWN && (c->flags & F_NO_LINGER) && !c->bufs->files;
+    return last ? MSG_NOSIGNAL | MSG_MORE : MSG_NOSIGNAL;
+}
+
 /* Sends queued output. Returns false when the connection got closed. */
 static bool flush(struct eddy_conn *c)
 {
     struct eddy__conn_bufs *b = c->bufs;
     while (b) {
         if (b->out.len) {
-            ssize_t n = send(c->io.fd, eddy__buf_head(&b->out), b->out.len, MSG_NOSIGNAL);
+            ssize_t n = send(c->io.fd, eddy__buf_head(&b->out), b->out.len, send_flags(c));
             if (n > 0) {
                 eddy__buf_consume(&b->out, (size_t)n);
                 touch(c);

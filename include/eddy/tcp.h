@@ -282,7 +282,8 @@ EDDY_API void eddy_conn_shutdown(struct eddy_conn *c);
  * been sent, without the half-close and the lingering read: for when the
  * protocol says the peer sends nothing more (an HTTP client that asked for
  * Connection: close). It saves a shutdown(), a wake-up and a read() per
- * connection. Should the peer send anyway, the kernel answers with an RST
+ * connection, and output queued by then leaves with the FIN in its last
+ * segment (one packet fewer each way). Should the peer send anyway, the kernel answers with an RST
  * that may destroy the reply; use eddy_conn_shutdown() when it might. */
 EDDY_API void eddy_conn_finish(struct eddy_conn *c);
 

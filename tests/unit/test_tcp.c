@@ -7,8 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_segs_in; glibc's has not */
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1471,6 +1471,45 @@ Test(tcp, finish_closes_when_the_reply_is_sent)
     cr_assert_eq(p->err, 0, "the peer got %s", strerror(p->err));
     cr_assert_eq(p->rx_total, REPLY);
     cr_assert_not(p->mismatch);
+    teardown();
+}
+
+static size_t echo_and_finish_reader(struct sconn *s, char *data, size_t len)
+{
+    cr_assert_eq(eddy_conn_write(&s->c, data, len), 0);
+    eddy_conn_finish(&s->c);
+    return len;
+}
+
+static uint32_t segments_in(int fd)
+{
+    struct tcp_info ti;
+    socklen_t n = sizeof ti;
+    cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &n), 0);
+    return ti.tcpi_segs_in;
+}
+
+/* After eddy_conn_finish() the FIN leaves in the reply's last segment: the
+ * peer receives no more segments than for the same reply on a connection
+ * that stays open. */
+Test(tcp, finish_sends_the_fin_with_the_reply)
+{
+    setup();
+    listen_tcp();
+    struct peer *open_peer, *finished_peer;
+    (void)accept_one(&open_peer);
+    peer_puts(open_peer, "ping");
+    RUN_UNTIL(open_peer->rx_total == 4, 2000);
+    uint32_t open_segments = segments_in(open_peer->fd);
+
+    srv.reader = echo_and_finish_reader;
+    struct sconn *s = accept_one(&finished_peer);
+    peer_puts(finished_peer, "ping");
+    RUN_UNTIL(s->closes == 1 && finished_peer->eof, 2000);
+    cr_assert_eq(finished_peer->rx_total, 4);
+    cr_assert_eq(segments_in(finished_peer->fd), open_segments,
+                 "the reply and the FIN came in %u segments, the reply alone in %u",
+                 segments_in(finished_peer->fd), open_segments);
     teardown();
 }
 

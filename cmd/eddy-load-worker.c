@@ -495,8 +495,11 @@ static void on_rate_timer(struct eddy_io *io, unsigned events)
     dispatch(w);
 }
 
-/* Closed loop: keeps the slot's pipeline full (or, with --new-conn, starts
- * the next connection) while the budget lasts. */
+/* Closed loop: once every reply of the slot's last batch is in, sends the
+ * next --pipeline requests in one write (or, with --new-conn, starts the
+ * next connection) while the budget lasts. Batches, not a sliding window:
+ * what redis-benchmark -P and wrk's pipelining scripts send, so a server
+ * sees the same traffic from each and their figures compare. */
 static void fill(struct load_slot *s)
 {
     struct load_worker *w = s->w;
@@ -509,7 +512,7 @@ static void fill(struct load_slot *s)
         }
         return;
     }
-    if (!writable(s))
+    if (!writable(s) || s->count > 0)
         return;
     while (s->count < cfg->depth && may_issue(w, now))
         assign(s, now);

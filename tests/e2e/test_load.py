@@ -365,6 +365,33 @@ def test_http_close_mid_pipeline_sends_the_rest_again(load_bin):
     assert res["connects"] >= 100
 
 
+def test_pipeline_sends_the_next_batch_when_all_replies_are_in(load_bin):
+    # -P 4: four requests in one batch; answering one of them brings no new
+    # request (a sliding window would send one at once), answering the
+    # other three brings the next batch of four.
+    between = []
+
+    def handle(conn):
+        got = b""
+        while len(got) < 4:
+            got += conn.recv(64)
+        assert got == b"RRRR"
+        conn.sendall(b"x")
+        between.append(select.select([conn], [], [], 0.5)[0] != [])
+        conn.sendall(b"xxx")
+        got = b""
+        while len(got) < 4:
+            got += conn.recv(64)
+        conn.sendall(b"xxxx")
+        conn.recv(64)  # eddy-load closes
+
+    with tcp_server(handle) as addr:
+        res = run_json(load_bin, "fixed", addr, "--request", "R", "--reply-bytes", 1, "-P", 4,
+                       "-n", 8, "-c", 1)
+    assert_clean(res, 8)
+    assert between == [False], "a request came before the whole batch was answered"
+
+
 @pytest.mark.parametrize("garbage", [
     b"HTTP/1.1 2x0 OK\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",

@@ -172,14 +172,6 @@ done
 
 # --- table -----------------------------------------------------------------
 
-median() {
-    # shellcheck disable=SC2086
-    printf '%s\n' $1 | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-ratio() { # $1 / $2, or "-" when either is missing
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
-}
-
 MODES=(keep-alive pipelined conn/request)
 declare -A MODE_DESC=(
     [keep-alive]="keep-alive (wrk -c$CONNS)"

@@ -9,7 +9,7 @@
 #     signal interrupts at once;
 #   - HTTP clients: wrk_run, ab_run, and client_figure to read their output;
 #   - measurements: cpu_user_sys and cpu_ticks (utime, stime from
-#     /proc/PID/stat), per_us, rss_kb, fd_count;
+#     /proc/PID/stat), per_us, rss_kb, fd_count; median and ratio;
 #   - result: one line of machine-readable output for bench/report.py.
 # Everything listens on and connects to 127.0.0.0/8 only.
 
@@ -214,6 +214,20 @@ client_figure() {
         f == "failed" && /^Failed requests:/ { print $3 }
         f == "non2xx" && /^Non-2xx responses:/ { print $3 }
     ' "$1"
+}
+
+# median NUMBERS...: the median of the numbers in the arguments (each may
+# hold several, separated by spaces); empty when there are none.
+median() {
+    printf '%s\n' "$@" | tr -s '[:blank:]' '\n' | sort -g | awk 'NF { a[++n] = $1 }
+        END { if (n == 0) print ""; else if (n % 2) print a[(n + 1) / 2]; else print (a[n / 2] + a[n / 2 + 1]) / 2 }'
+}
+
+# ratio A B [FORMAT]: A / B printed with FORMAT [%.2f], or "-" when either is
+# missing or B is 0.
+ratio() {
+    awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" \
+        'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf f "\n", a / b }'
 }
 
 # result SUITE SERVER MODE METRIC VALUE: one tab-separated line for report.py.

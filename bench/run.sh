@@ -64,7 +64,7 @@ limit() {
     callgrind) echo 300 ;;
     echo) echo $((180 + 3 * 6 * (BENCH_SECONDS + 3))) ;;
     syscalls) echo 300 ;; # its runs are short whatever BENCH_SECONDS is
-    load_vs_wrk) echo $((120 + 3 * 2 * (BENCH_SECONDS + 5))) ;;
+    load_vs_wrk) echo $((120 + 2 * 3 * 2 * (BENCH_SECONDS + 5))) ;; # 2 modes, 3 rounds, 2 clients
     *) echo 600 ;;
     esac
 }

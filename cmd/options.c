@@ -73,6 +73,9 @@ void options_usage(FILE *out)
             "      --max-header-bytes N  largest header block, in bytes (default 16384): 431\n"
             "      --max-headers N    most header fields (default and at most 100): 431\n"
             "      --header-timeout S a request's header must arrive within S s (default 10): 408\n"
+            "      --body-timeout S   and its body within S s more (default 60): 408\n"
+            "      --send-timeout S   close a connection whose client takes no byte of a\n"
+            "                         response for S s (default 60)\n"
             "      --keepalive-timeout S  close keep-alive connections idle for S s (default 15)\n"
             "      --access-log PATH  log every response in Common Log Format to PATH\n"
             "                         ('-': standard output); off by default\n"
@@ -194,6 +197,8 @@ enum {
     OPT_LISTING,
     OPT_MAX_BODY,
     OPT_HEADER_TIMEOUT,
+    OPT_BODY_TIMEOUT,
+    OPT_SEND_TIMEOUT,
     OPT_KEEPALIVE_TIMEOUT,
     OPT_ACCESS_LOG,
     OPT_MAX_CONNS,
@@ -225,6 +230,8 @@ static const struct option long_options[] = {
     {"listing", no_argument, NULL, OPT_LISTING},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
+    {"send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT},
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
@@ -305,6 +312,16 @@ static int apply(struct options *o, int opt, const char *arg, char *err, size_t 
         if (parse_number("--header-timeout", arg, 1, 3600, &v, err, size))
             return -1;
         o->http.http.header_timeout_ms = 1000 * v;
+        return 0;
+    case OPT_BODY_TIMEOUT:
+        if (parse_number("--body-timeout", arg, 1, 3600, &v, err, size))
+            return -1;
+        o->http.http.body_timeout_ms = 1000 * v;
+        return 0;
+    case OPT_SEND_TIMEOUT:
+        if (parse_number("--send-timeout", arg, 1, 3600, &v, err, size))
+            return -1;
+        o->http.http.write_timeout_ms = 1000 * v;
         return 0;
     case OPT_KEEPALIVE_TIMEOUT:
         if (parse_number("--keepalive-timeout", arg, 1, 86400, &v, err, size))

@@ -441,7 +441,7 @@ EDDY_API void eddy_http_server_init(struct eddy_http_server *srv, struct eddy_lo
         .edge = o->edge,
         .read_size = o->read_size,
         .max_input = o->limits.max_header_bytes + (size_t)o->limits.max_body * 2 + 64 * 1024,
-        .idle_ms = o->write_timeout_ms,
+        .send_timeout_ms = o->write_timeout_ms,
     };
     srv->conn_cbs = (struct eddy_conn_cbs){
         .on_read = on_read, .on_drain = on_drain, .on_timeout = on_timeout, .on_close = on_close};

@@ -474,9 +474,21 @@ static struct net *net_get(struct eddy_loop *loop)
     return net;
 }
 
-static uint64_t idle_ms(const struct eddy_conn *c)
+/* Output queued and not yet taken by the kernel, files included. */
+static size_t pending(const struct eddy_conn *c)
 {
-    return c->opts->idle_ms < TIMEOUT_MAX_MS ? c->opts->idle_ms : TIMEOUT_MAX_MS;
+    return c->bufs ? c->bufs->out.len + c->bufs->file_bytes : 0;
+}
+
+/* How long the connection may now go without I/O: the idle timeout, or the
+ * send timeout while output waits, whichever is shorter; 0: no limit. */
+static uint64_t quiet_limit(const struct eddy_conn *c)
+{
+    uint64_t ms = c->opts->idle_ms;
+    uint64_t send = c->opts->send_timeout_ms;
+    if (send && (!ms || send < ms) && pending(c))
+        ms = send;
+    return ms < TIMEOUT_MAX_MS ? ms : TIMEOUT_MAX_MS;
 }
 
 /* Times are kept as the low 32 bits of the loop's millisecond clock; every
@@ -500,8 +512,9 @@ static void touch(struct eddy_conn *c)
 static uint64_t due_of(const struct eddy_conn *c, uint64_t now)
 {
     uint64_t due = UINT64_MAX;
-    if (idle_ms(c) && c->state != EDDY_CONN_LINGER)
-        due = now - since(now, c->last_io) + idle_ms(c);
+    uint64_t quiet = quiet_limit(c);
+    if (quiet && c->state != EDDY_CONN_LINGER)
+        due = now - since(now, c->last_io) + quiet;
     if (c->flags & F_DEADLINE) {
         int32_t left = (int32_t)(c->deadline - (uint32_t)now);
         uint64_t d = left > 0 ? now + (uint64_t)left : now;
@@ -673,11 +686,6 @@ static unsigned read_budget(const struct eddy_conn *c)
     return c->opts->read_budget ? c->opts->read_budget : 16;
 }
 
-static size_t pending(const struct eddy_conn *c)
-{
-    return c->bufs ? c->bufs->out.len + c->bufs->file_bytes : 0;
-}
-
 static size_t input_len(const struct eddy_conn *c)
 {
     return c->bufs ? c->bufs->in.len : 0;
@@ -744,6 +752,14 @@ static void schedule(struct eddy_conn *c, unsigned flag)
         return;
     c->flags |= flag;
     enqueue(c);
+}
+
+/* Output left waiting starts the send timeout, which may come before the
+ * slot the connection is in (an idle one may be in none). */
+static void time_sending(struct eddy_conn *c)
+{
+    if (c->opts->send_timeout_ms && pending(c))
+        retime(c);
 }
 
 static void enter_linger(struct eddy_conn *c)
@@ -860,6 +876,9 @@ static bool flush(struct eddy_conn *c)
         enter_linger(c);
         return c->state != EDDY_CONN_CLOSED;
     }
+    time_sending(c);
+    if (c->state == EDDY_CONN_CLOSED)
+        return false;
     update_interest(c);
     return c->state != EDDY_CONN_CLOSED;
 }
@@ -1039,7 +1058,8 @@ static void expire(struct eddy_conn *c, uint64_t now)
         if (c->state == EDDY_CONN_CLOSED || c->state == EDDY_CONN_LINGER)
             return;
     }
-    if (idle_ms(c) && since(now, c->last_io) >= idle_ms(c))
+    uint64_t quiet = quiet_limit(c);
+    if (quiet && since(now, c->last_io) >= quiet)
         eddy_conn_close(c, -ETIMEDOUT);
 }
 
@@ -1165,8 +1185,12 @@ static void queued(struct eddy_conn *c)
 {
     if (pending(c) > high_water(c))
         c->flags |= F_PAUSED | F_HIGH;
-    if (!(c->flags & F_IN_READ_CB))
-        update_interest(c);
+    /* Inside on_read, deliver() flushes when the callback returns. */
+    if (!(c->flags & F_IN_READ_CB)) {
+        time_sending(c);
+        if (c->state != EDDY_CONN_CLOSED)
+            update_interest(c);
+    }
 }
 
 static int queue_bytes(struct eddy_conn *c, const char *p, size_t len)

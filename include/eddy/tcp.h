@@ -165,6 +165,8 @@ struct eddy_conn_opts {
     size_t high_water;     /* pause reading above this much unsent output; 0: 1 MiB */
     size_t low_water;      /* resume reading at or below this; 0: high_water / 4 */
     uint64_t idle_ms;      /* close after this long without any I/O; 0: never */
+    uint64_t send_timeout_ms; /* the same, but only while output waits to be
+                               * sent (a peer that stopped reading); 0: never */
     uint64_t linger_ms;    /* how long eddy_conn_shutdown() drains input; 0: 2000 */
     /* Timeouts are kept to a 32 ms tick (one fires at most that late) and
      * are capped at 2^30 ms (about 12 days). */

@@ -44,6 +44,8 @@ def test_version(eddy_bin, flag):
     ["--log-level", "loud", "echo=127.0.0.1:0"],
     ["--port", "0", "echo", "time"],
     ["--read-size", "lots", "echo=127.0.0.1:0"],
+    ["--body-timeout", "0", "http=127.0.0.1:0"],
+    ["--send-timeout", "3601", "http=127.0.0.1:0"],
     ["echo=127.0.0.1:0", "--trigger"],
 ], ids=lambda a: " ".join(a))
 def test_bad_arguments_exit_2(eddy_bin, args):

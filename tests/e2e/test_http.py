@@ -7,13 +7,15 @@ import http.client
 import random
 import re
 import signal
+import socket
 import threading
 import time
 
 import pytest
 
-from conftest import (TIMEOUT, HttpConn, check_http_date, count_epollin, curl, curl_response,
-                      fd_count, http_request, http_url, ports_free, run_tool)
+from conftest import (TIMEOUT, HttpConn, check_http_date, connect, count_epollin, curl,
+                      curl_response, fd_count, http_request, http_url, ports_free, run_tool,
+                      wait_until)
 
 HELLO = b"Hello, world!"
 
@@ -675,6 +677,52 @@ def test_silent_connection_is_closed_without_answer(eddy):
     with HttpConn(srv.addr("http")) as c:
         took = c.expect_eof(timeout=4)
         assert 0.8 <= took < 3, f"closed after {took:.2f} s"
+
+
+def test_body_timeout(eddy):
+    srv = eddy("--body-timeout", "1", "http=127.0.0.1:0")
+    with HttpConn(srv.addr("http")) as c:
+        t0 = time.monotonic()
+        c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        r = c.response(timeout=4)
+        took = time.monotonic() - t0
+        assert r.status == 408 and r.header("Connection") == "close"
+        c.expect_eof()
+        assert 0.8 <= took < 3, f"408 after {took:.2f} s"
+
+
+def test_send_timeout_lets_go_of_a_client_that_stopped_reading(eddy):
+    # 200 pipelined requests for 100 kB each, and nothing read: once no byte
+    # has moved for --send-timeout, eddy closes the connection.
+    srv = eddy("--send-timeout", "1", "--body", "z" * 100_000, "http=127.0.0.1:0")
+    base = fd_count(srv.pid)
+    with connect(srv.addr("http")) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        s.sendall(http_request() * 200)
+        t0 = time.monotonic()
+        wait_until(lambda: fd_count(srv.pid) > base, what="eddy accepted the client")
+        wait_until(lambda: fd_count(srv.pid) <= base, what="eddy let go of the client")
+        took = time.monotonic() - t0
+        assert 0.8 <= took < 4, f"closed after {took:.2f} s"
+        got = 0
+        try:
+            while chunk := s.recv(1 << 20):
+                got += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert got < 200 * 100_000, "every response arrived though the connection timed out"
+
+
+def test_send_timeout_spares_idle_keepalive_connections(eddy):
+    # The send timeout runs only while a response waits to be taken: an idle
+    # keep-alive connection lasts its --keepalive-timeout.
+    srv = eddy("--send-timeout", "1", "--keepalive-timeout", "5", "http=127.0.0.1:0")
+    with HttpConn(srv.addr("http")) as c:
+        c.send(http_request())
+        check_hello(c.response())
+        assert c.idle(2.0), "an idle keep-alive connection was closed at the send timeout"
+        c.send(http_request())
+        check_hello(c.response())
 
 
 def test_keepalive_timeout(eddy):

@@ -1743,6 +1743,45 @@ Test(tcp, activity_postpones_the_idle_timeout)
     teardown();
 }
 
+/* send_timeout_ms: a peer that stops reading a reply is cut off once
+ * nothing has moved for that long ... */
+Test(tcp, send_timeout_closes_a_peer_that_stopped_reading)
+{
+    setup();
+    srv.reader = big_reply_reader;
+    srv.sockbuf = 16 * 1024;
+    srv.opts.send_timeout_ms = 100;
+    listen_tcp();
+    struct peer *p = peer_open(connect_to(&srv.l.addr, 16 * 1024));
+    RUN_UNTIL(srv.nconns == 1, 2000);
+    struct sconn *s = srv.conns[0];
+    peer_set_reading(p, false);
+    peer_puts(p, "q");
+    RUN_UNTIL(s->reads == 1, 2000);
+    uint64_t replied = eddy_loop_now(loop);
+    cr_assert_gt(eddy_conn_pending(&s->c), 0, "the reply should not fit in the socket buffers");
+    RUN_UNTIL(s->closes == 1, 2000);
+    cr_assert_eq(s->status, -ETIMEDOUT, "closed with %s", eddy_strerror(s->status));
+    cr_assert_geq(s->closed_ms - replied, 100, "closed after %lu ms",
+                  (unsigned long)(s->closed_ms - replied));
+    teardown();
+}
+
+/* ... and a connection with nothing to send is never timed by it. */
+Test(tcp, send_timeout_spares_an_idle_connection)
+{
+    setup();
+    srv.opts.send_timeout_ms = 50;
+    listen_tcp();
+    struct peer *p;
+    struct sconn *s = accept_one(&p);
+    peer_puts(p, "ping");
+    RUN_UNTIL(p->rx_len == 4, 2000);
+    run_for(300);
+    cr_assert_eq(s->closes, 0, "an idle connection was closed with %s", eddy_strerror(s->status));
+    teardown();
+}
+
 static size_t hoarding_reader(struct sconn *s, char *data, size_t len)
 {
     (void)s;

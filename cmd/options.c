@@ -114,6 +114,17 @@ static int parse_number(const char *opt, const char *text, uint64_t min, uint64_
     return 0;
 }
 
+/* A timeout given in whole seconds, from 1 to max, kept in milliseconds. */
+static int parse_timeout(const char *opt, const char *text, uint64_t max, uint64_t *ms, char *err,
+                         size_t size)
+{
+    uint64_t v;
+    if (parse_number(opt, text, 1, max, &v, err, size))
+        return -1;
+    *ms = 1000 * v;
+    return 0;
+}
+
 static int make_address(struct eddy_addr *addr, const char *host, const char *port, char *err,
                         size_t size)
 {
@@ -309,25 +320,16 @@ static int apply(struct options *o, int opt, const char *arg, char *err, size_t 
     case OPT_MAX_BODY:
         return parse_number("--max-body", arg, 1, (uint64_t)1 << 30, &limits->max_body, err, size);
     case OPT_HEADER_TIMEOUT:
-        if (parse_number("--header-timeout", arg, 1, 3600, &v, err, size))
-            return -1;
-        o->http.http.header_timeout_ms = 1000 * v;
-        return 0;
+        return parse_timeout("--header-timeout", arg, 3600, &o->http.http.header_timeout_ms, err,
+                             size);
     case OPT_BODY_TIMEOUT:
-        if (parse_number("--body-timeout", arg, 1, 3600, &v, err, size))
-            return -1;
-        o->http.http.body_timeout_ms = 1000 * v;
-        return 0;
+        return parse_timeout("--body-timeout", arg, 3600, &o->http.http.body_timeout_ms, err, size);
     case OPT_SEND_TIMEOUT:
-        if (parse_number("--send-timeout", arg, 1, 3600, &v, err, size))
-            return -1;
-        o->http.http.write_timeout_ms = 1000 * v;
-        return 0;
+        return parse_timeout("--send-timeout", arg, 3600, &o->http.http.write_timeout_ms, err,
+                             size);
     case OPT_KEEPALIVE_TIMEOUT:
-        if (parse_number("--keepalive-timeout", arg, 1, 86400, &v, err, size))
-            return -1;
-        o->http.http.keepalive_timeout_ms = 1000 * v;
-        return 0;
+        return parse_timeout("--keepalive-timeout", arg, 86400, &o->http.http.keepalive_timeout_ms,
+                             err, size);
     case OPT_ACCESS_LOG:
         o->access_log = arg;
         return 0;

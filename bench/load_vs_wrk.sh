@@ -189,6 +189,7 @@ measure() {
         result load_vs_wrk "$client" "$mode" counted_per_served "$(median "${count[@]}")"
         result load_vs_wrk "$client" "$mode" server_us_per_req "$(median "${srv[@]}")"
     done
+    result load_vs_wrk eddy-load "$mode" ratio_to_wrk "$med_r"
     printf '  median of %d: wrk %.0f req/s, eddy-load %.0f req/s, eddy-load/wrk %s (per round: %s)\n' \
         "$ROUNDS" "$med_w" "$med_l" "$med_r" "${RATIOS[*]}"
     printf '  requests counted per request nginx served (median): wrk %s, eddy-load %s\n' \

@@ -877,9 +877,8 @@ static bool flush(struct eddy_conn *c)
         return c->state != EDDY_CONN_CLOSED;
     }
     time_sending(c);
-    if (c->state == EDDY_CONN_CLOSED)
-        return false;
-    update_interest(c);
+    if (c->state != EDDY_CONN_CLOSED)
+        update_interest(c);
     return c->state != EDDY_CONN_CLOSED;
 }
 

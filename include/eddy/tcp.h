@@ -285,8 +285,9 @@ EDDY_API void eddy_conn_shutdown(struct eddy_conn *c);
  * protocol says the peer sends nothing more (an HTTP client that asked for
  * Connection: close). It saves a shutdown(), a wake-up and a read() per
  * connection, and output queued by then leaves with the FIN in its last
- * segment (one packet fewer each way). Should the peer send anyway, the kernel answers with an RST
- * that may destroy the reply; use eddy_conn_shutdown() when it might. */
+ * segment (one packet fewer each way). Should the peer send anyway, the
+ * kernel answers with an RST that may destroy the reply; use
+ * eddy_conn_shutdown() when it might. */
 EDDY_API void eddy_conn_finish(struct eddy_conn *c);
 
 /* Immediate close: unsent output is dropped. status (0 or -errno) is passed

@@ -25,9 +25,12 @@
 #   ill-formed   malformed requests, oversized headers, requests cut off by
 #                a reset: counted, never failing the run (the server only has
 #                to survive them)
-# Every second, VmRSS (/proc/PID/status) and the number of open fds
-# (/proc/PID/fd) are appended to $SOAK_OUT/samples.csv
-# (elapsed_s,rss_kib,fds,phase); the clients' reports and eddy's log land in
+# Every second, VmRSS (/proc/PID/status), the number of open fds
+# (/proc/PID/fd), and VmRSS's two parts, anonymous memory (the heap) and
+# file pages (code and libraries paged in), are appended to
+# $SOAK_OUT/samples.csv (elapsed_s,rss_kib,fds,phase,anon_kib,file_kib); the
+# parts are reported beside the verdict, to tell a growing heap from code
+# paged in late. The clients' reports and eddy's log land in
 # $SOAK_OUT too, and the verdict in $SOAK_OUT/summary.txt.
 #
 # Pass criteria (all must hold; each failed one is named, and the exit is 1):
@@ -137,6 +140,11 @@ echo "soak: eddy pid $EDDY_PID: http ${PORT[http]} echo ${PORT[echo]}" \
     "discard ${PORT[discard]} static ${PORT[static]}; ${SOAK_SECONDS} s, warm-up ${WARMUP} s"
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$EDDY_PID/status" 2>/dev/null || echo 0; }
+# "ANON,FILE": RssAnon and RssFile (shared memory, RssShmem, eddy has none).
+rss_parts() {
+    awk '/^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} END {print a + 0 "," f + 0}' \
+        "/proc/$EDDY_PID/status" 2>/dev/null || echo 0,0
+}
 fds() { ls "/proc/$EDDY_PID/fd" 2>/dev/null | wc -l; }
 BASE_FDS=$(fds)
 
@@ -358,7 +366,7 @@ lane_start clients "$PYTHON" "$TMP/clients.py" "$SOAK_SECONDS" \
     "http=${PORT[http]}" "echo=${PORT[echo]}" "discard=${PORT[discard]}" \
     "static=${PORT[static]}"
 
-echo "elapsed_s,rss_kib,fds,phase" >"$OUT/samples.csv"
+echo "elapsed_s,rss_kib,fds,phase,anon_kib,file_kib" >"$OUT/samples.csv"
 T0=$(date +%s.%N)
 elapsed() { awk -v t0="$T0" -v t="$(date +%s.%N)" 'BEGIN {printf "%.1f", t - t0}'; }
 next_tick=1
@@ -368,7 +376,7 @@ while :; do
     kill -0 "$EDDY_PID" 2>/dev/null || die "server: eddy died during the load (see $OUT/eddy.log)"
     phase=load
     awk -v a="$now" -v w="$WARMUP" 'BEGIN {exit !(a < w)}' && phase=warmup
-    echo "$now,$(rss),$(fds),$phase" >>"$OUT/samples.csv"
+    echo "$now,$(rss),$(fds),$phase,$(rss_parts)" >>"$OUT/samples.csv"
     # Sleep to the next whole second of the run, so samples do not drift.
     sleep "$(awk -v n="$next_tick" -v a="$(elapsed)" 'BEGIN {d = n - a; print (d > 0 ? d : 0)}')"
     next_tick=$((next_tick + 1))
@@ -387,35 +395,43 @@ for ((i = 0; i < FD_DEADLINE * 10 && fd_end > BASE_FDS; i++)); do
     sleep 0.1
     fd_end=$(fds)
     if ((i % 10 == 0)); then
-        echo "$(elapsed),$(rss),$fd_end,drain" >>"$OUT/samples.csv"
+        echo "$(elapsed),$(rss),$fd_end,drain,$(rss_parts)" >>"$OUT/samples.csv"
     fi
 done
-echo "$(elapsed),$(rss),$fd_end,after" >>"$OUT/samples.csv"
+echo "$(elapsed),$(rss),$fd_end,after,$(rss_parts)" >>"$OUT/samples.csv"
 
 # ---- the verdict ------------------------------------------------------------------
 failures=()
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
 
-# RSS: medians of the last WINDOW seconds of warm-up and of load.
-read -r r_warm r_end growth < <(awk -F, -v w="$WARMUP" -v s="$SOAK_SECONDS" -v win="$WINDOW" '
+# RSS (column COL of the samples: 2 VmRSS, 5 anon, 6 file): medians of the
+# last WINDOW seconds of warm-up and of load, and the growth in percent.
+rss_medians() {
+    awk -F, -v col="$1" -v w="$WARMUP" -v s="$SOAK_SECONDS" -v win="$WINDOW" '
     function median(a, n,   i, j, t) {
         for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
     NR > 1 && $4 != "drain" && $4 != "after" {
-        if ($1 >= w - win && $1 < w) wa[++nw] = $2
-        if ($1 >= s - win && $1 < s) ea[++ne] = $2
+        if ($1 >= w - win && $1 < w) wa[++nw] = $col
+        if ($1 >= s - win && $1 < s) ea[++ne] = $col
     }
     END {
         if (!nw || !ne) { print 0, 0, "nan"; exit }
         rw = median(wa, nw); re = median(ea, ne)
+        if (!rw) { print 0, 0, "nan"; exit }
         printf "%d %d %.3f\n", rw, re, (re - rw) * 100 / rw
-    }' "$OUT/samples.csv")
+    }' "$OUT/samples.csv"
+}
+read -r r_warm r_end growth < <(rss_medians 2)
+read -r a_warm a_end _ < <(rss_medians 5)
+read -r f_warm f_end _ < <(rss_medians 6)
 rss_peak=$(awk -F, 'NR > 1 && $2 > m {m = $2} END {print m + 0}' "$OUT/samples.csv")
 fd_peak=$(awk -F, 'NR > 1 && $3 > m {m = $3} END {print m + 0}' "$OUT/samples.csv")
 summary "soak: ${SOAK_SECONDS} s, warm-up ${WARMUP} s, RSS medians over ${WINDOW} s; samples in $OUT/samples.csv"
 summary "  rss     warm-up ${r_warm} KiB, end ${r_end} KiB, growth ${growth}% = $((r_end - r_warm)) KiB" \
-    "(limit ${RSS_PCT}% or ${RSS_SLACK} KiB), peak ${rss_peak} KiB"
+    "(limit ${RSS_PCT}% or ${RSS_SLACK} KiB), peak ${rss_peak} KiB;" \
+    "of which anon ${a_warm} -> ${a_end} KiB, file ${f_warm} -> ${f_end} KiB"
 if [ "$growth" = nan ] || { awk -v g="$growth" -v l="$RSS_PCT" 'BEGIN {exit !(g >= l)}' &&
     [ $((r_end - r_warm)) -ge "$RSS_SLACK" ]; }; then
     failures+=("rss: grew ${growth}% ($((r_end - r_warm)) KiB) after warm-up (limit ${RSS_PCT}% or ${RSS_SLACK} KiB)")

@@ -278,8 +278,11 @@ static FS_NOCOV void expect_error(struct expect *e, int status)
 
 /* Reads the client's bytes as the server does and lists the responses
  * owed, in order. Returns how many. *waiting_cont: the request after them
- * has its header block but not yet its body, and may get a 100 Continue. */
-static FS_NOCOV size_t owed(const struct fs_peer *p, struct expect *ex, bool *waiting_cont)
+ * has its header block but not yet its body, and may get a 100 Continue.
+ * *beyond: the list stopped at MAX_EXPECT with requests after it, whose
+ * responses are not checked. */
+static FS_NOCOV size_t owed(const struct fs_peer *p, struct expect *ex, bool *waiting_cont,
+                            bool *beyond)
 {
     *waiting_cont = false;
     const struct eddy_http_limits *lim = &t.srv.opts.limits;
@@ -373,6 +376,7 @@ static FS_NOCOV size_t owed(const struct fs_peer *p, struct expect *ex, bool *wa
         if (e->close)
             break;
     }
+    *beyond = n == MAX_EXPECT && pos < p->in_len && !ex[n - 1].close;
     free(buf);
     return n;
 }
@@ -423,8 +427,8 @@ static FS_NOCOV bool check_conn(int k, bool settled)
         seen->draining == t.draining && seen->timers == timers)
         return false;
     static struct expect ex[MAX_EXPECT];
-    bool waiting_cont;
-    size_t nex = owed(p, ex, &waiting_cont);
+    bool waiting_cont, beyond;
+    size_t nex = owed(p, ex, &waiting_cont, &beyond);
     const unsigned char *o = p->out;
     size_t len = p->out_len, pos = 0, i = 0;
     bool closed = false;
@@ -464,6 +468,10 @@ static FS_NOCOV bool check_conn(int k, bool settled)
         bool says_close = conn && vl == 5 && strncasecmp(conn, "close", 5) == 0;
         const char *clen = field(h, hlen, "Content-Length", &vl);
         if (i >= nex) {
+            if (beyond) {
+                pos = len;
+                break;
+            }
             if (status == 408 && timers) {
                 closed = true;
                 pos += hlen + 20; /* "408 Request Timeout\n" */

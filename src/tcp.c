@@ -173,6 +173,25 @@ static bool shed(struct eddy_listener *l, int err)
     return progress;
 }
 
+/* Out of fds, another thread's accept can take the slot a shed() freed, and
+ * this loop's spare is gone: if every loop lost its spare so, none could
+ * shed, and waiting clients would hang until some fd came free. So a loop
+ * without a spare that still cannot get one takes the slot of the
+ * connection it just accepted, shedding that one. Returns false then. */
+static bool keep_spare(struct eddy_listener *l, int fd)
+{
+    if (l->spare->fd >= 0)
+        return true;
+    spare_refill(l->spare);
+    if (l->spare->fd >= 0)
+        return true;
+    close(fd);
+    l->dropped++;
+    spare_refill(l->spare);
+    report(l, -EMFILE);
+    return false;
+}
+
 static void on_listener_io(struct eddy_io *io, unsigned events)
 {
     (void)events;
@@ -183,6 +202,8 @@ static void on_listener_io(struct eddy_io *io, unsigned events)
             return;
         }
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0 && !keep_spare(l, fd))
+            continue;
         if (fd >= 0) {
             l->on_accept(l, fd);
             /* The callback may have closed or paused the listener. */

@@ -2268,6 +2268,47 @@ Test(tcp, listeners_on_one_loop_share_one_spare_fd)
     teardown();
 }
 
+/* A loop can be without its spare fd: out of fds when its first listener
+ * opened, or, with several workers, when another thread's accept took the
+ * slot a shed() had just freed. The next connection it accepts gives that
+ * slot back: the connection is shed, and the spare then sheds the clients
+ * after it, instead of their waiting until some fd comes free. */
+Test(tcp, a_loop_without_its_spare_fd_takes_the_next_accepted_slot)
+{
+    setup();
+    struct rlimit saved, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low = saved;
+    int base = open_fd_count();
+    int first = lowest_free_fd();
+    low.rlim_cur = (rlim_t)first + 1; /* room for the listener, none for a spare */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    listen_tcp();
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    cr_assert_eq(srv.l.io.fd, first);
+    cr_assert_eq(open_fd_count(), base + 1, "the listener got a spare fd");
+
+    enum { K = 3 };
+    struct peer *c[K];
+    for (int i = 0; i < K; i++)
+        c[i] = peer_open(connect_to(&srv.l.addr, 0));
+    low.rlim_cur = (rlim_t)lowest_free_fd() + 1; /* room for one accept */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    bool all_done = RUN_WHILE_NOT(all_finished(c, K), 2000);
+    int accepted_while_low = srv.nconns;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+    cr_assert(all_done, "a client was left hanging");
+    cr_assert_eq(accepted_while_low, 0, "the last free slot went to a connection, not the spare");
+    RUN_UNTIL(srv.dropped == K, 3000);
+    cr_assert_eq(srv.last_err, -EMFILE);
+    struct peer *late = client();
+    RUN_UNTIL(srv.nconns == 1, 2000);
+    peer_puts(late, "back");
+    RUN_UNTIL(late->rx_len == 4, 2000);
+    teardown();
+}
+
 /* ---- the per-loop connection table -------------------------------------------- */
 
 static int each_visits;

@@ -17,6 +17,7 @@
  * process, 1 when a listener cannot be opened, 2 for bad command-line
  * arguments. */
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <grp.h>
 #include <limits.h>
 #include <pthread.h>
@@ -42,6 +43,7 @@
 #include "service.h"
 
 #define REJECT_REPORT_MS 1000
+#define QUEUE_CHECK_MS 1000
 #define ACCEPT_REPORT_MS 1000
 /* How often a worker publishes its connection count, for the global
  * --max-connections limit and for balancing (it also does so at every
@@ -78,6 +80,7 @@ struct listener {
     _Atomic unsigned long long dropped;
     _Atomic unsigned long long last_report_ms;
     _Atomic int last_error;
+    uint32_t drops; /* the kernel's count for the socket, as last seen */
 };
 
 struct worker;
@@ -123,7 +126,7 @@ struct server {
     unsigned running;  /* threads started */
     struct eddy_signal sigint, sigterm, sigusr2, sigchld;
     struct eddy_async wake; /* from the workers: acks and exits */
-    struct eddy_timer drain_deadline, reject_report, upgrade_timer;
+    struct eddy_timer drain_deadline, reject_report, queue_check, upgrade_timer;
     struct access_log *access;
     struct inherited inherited;
     int status;
@@ -882,6 +885,47 @@ static int open_listeners(struct server *s)
     return 0;
 }
 
+/* The connection attempts the kernel dropped on a listening socket: mostly
+ * with its accept queue full, which accept() never sees. */
+static bool listen_drops(int fd, uint32_t *drops)
+{
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof mem;
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+        len <= SK_MEMINFO_DROPS * sizeof mem[0])
+        return false;
+    *drops = mem[SK_MEMINFO_DROPS];
+    return true;
+}
+
+/* Once a second: a server that accepts too slowly for its backlog (stopped,
+ * overloaded, out of fds) loses clients in the kernel, so say so. */
+static void on_queue_check(struct eddy_timer *t)
+{
+    struct server *s = t->data;
+    char addr[EDDY_ADDR_STRLEN];
+    for (size_t i = 0; i < s->nls; i++) {
+        struct listener *ls = &s->ls[i];
+        uint32_t drops;
+        if (!listen_drops(ls->fd, &drops) || drops == ls->drops)
+            continue;
+        log_msg(LOG_WARNING,
+                "%s on %s: the kernel dropped %lu connection attempt(s), its accept queue "
+                "full (--backlog %llu, at most net.core.somaxconn)",
+                ls->svc->name, eddy_addr_format(&ls->bound, addr, sizeof addr),
+                (unsigned long)(uint32_t)(drops - ls->drops), (unsigned long long)s->opt->backlog);
+        ls->drops = drops;
+    }
+}
+
+static int start_queue_check(struct server *s)
+{
+    for (size_t i = 0; i < s->nls; i++)
+        if (!listen_drops(s->ls[i].fd, &s->ls[i].drops))
+            s->ls[i].drops = 0;
+    return eddy_timer_start(&s->queue_check, on_queue_check, QUEUE_CHECK_MS, QUEUE_CHECK_MS);
+}
+
 /* Said once the workers run: scripts, tests and operators take these lines
  * to mean that eddy serves. */
 static void log_listeners(const struct server *s)
@@ -1012,8 +1056,9 @@ static int start(struct server *s)
         return 1;
     if (!o->user && geteuid() == 0 && serves_static(s))
         log_msg(LOG_WARNING, "static is serving files as root: consider --user NAME");
-    if (o->max_conns && eddy_timer_start(&s->reject_report, on_reject_report, REJECT_REPORT_MS,
-                                         REJECT_REPORT_MS) < 0) {
+    if (start_queue_check(s) < 0 ||
+        (o->max_conns && eddy_timer_start(&s->reject_report, on_reject_report, REJECT_REPORT_MS,
+                                          REJECT_REPORT_MS) < 0)) {
         fprintf(stderr, "eddy: out of memory\n");
         return 1;
     }
@@ -1114,6 +1159,8 @@ static void cleanup(struct server *s)
         log_msg(LOG_WARNING, "closed %zu connection(s) that did not finish in time", closed);
     /* After a hand-over, closing would remove a Unix socket's file, which
      * the new process serves; the fds close with the process. */
+    eddy_timer_stop(&s->queue_check);
+    on_queue_check(&s->queue_check);
     if (!s->handed_over)
         close_listeners(s);
     eddy_timer_stop(&s->drain_deadline);
@@ -1198,8 +1245,9 @@ int main(int argc, char **argv)
         eddy_loop_set_trace(s.loop, on_trace, NULL);
     eddy_timer_init(s.loop, &s.drain_deadline);
     eddy_timer_init(s.loop, &s.reject_report);
+    eddy_timer_init(s.loop, &s.queue_check);
     eddy_timer_init(s.loop, &s.upgrade_timer);
-    s.drain_deadline.data = s.reject_report.data = s.upgrade_timer.data = &s;
+    s.drain_deadline.data = s.reject_report.data = s.queue_check.data = s.upgrade_timer.data = &s;
     eddy_signal_init(s.loop, &s.sigint);
     eddy_signal_init(s.loop, &s.sigterm);
     eddy_signal_init(s.loop, &s.sigusr2);

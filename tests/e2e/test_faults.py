@@ -434,10 +434,11 @@ def proc_state(pid):
 
 def test_full_accept_queue_survives_and_recovers(eddy):
     """With --backlog 1 and eddy stopped (SIGSTOP), 30 clients connect: the
-    kernel queues a couple and leaves the rest to retry their SYN. After
-    SIGCONT eddy serves what reaches it; every client is either served or
-    refused/timed out by the kernel, never answered wrongly; new clients are
-    served at once afterwards."""
+    kernel queues a couple and drops the rest, which retry their SYN. After
+    SIGCONT eddy says how many attempts the kernel dropped and serves what
+    reaches it; every client is either served or refused/timed out by the
+    kernel, never answered wrongly; new clients are served at once
+    afterwards."""
     srv = eddy("--backlog", "1", "echo=127.0.0.1:0")
     assert round_trip(srv.addr("echo"), b"before\n") == b"before\n"
     family, sockaddr = srv.addr("echo")
@@ -457,6 +458,9 @@ def test_full_accept_queue_survives_and_recovers(eddy):
     finally:
         os.kill(srv.pid, signal.SIGCONT)
     wait_until(lambda: proc_state(srv.pid) != "T", what="eddy running again")
+    port = srv.port("echo")
+    srv.wait_for(rf"WARNING - echo on 127\.0\.0\.1:{port}: the kernel dropped [1-9]\d* "
+                 r"connection attempt\(s\), its accept queue full \(--backlog 1,")
     results = {}
     deadline = time.monotonic() + 15  # SYN retries come after 1, 3 and 7 s
     pending = {i: s for i, s in enumerate(socks)}

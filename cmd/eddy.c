@@ -1054,8 +1054,9 @@ static int start(struct server *s)
         return 1;
     if (o->user && drop_privileges(o->user) < 0)
         return 1;
-    if (!o->user && geteuid() == 0 && serves_static(s))
-        log_msg(LOG_WARNING, "static is serving files as root: consider --user NAME");
+    if (geteuid() == 0 && serves_static(s))
+        log_msg(LOG_WARNING, "static is serving files as root: consider --user with an "
+                             "unprivileged user");
     if (start_queue_check(s) < 0 ||
         (o->max_conns && eddy_timer_start(&s->reject_report, on_reject_report, REJECT_REPORT_MS,
                                           REJECT_REPORT_MS) < 0)) {

@@ -1,6 +1,7 @@
 """Running eddy as an operator would: connection limits, graceful shutdown
 with a drain deadline, and dropping privileges."""
 
+import grp
 import os
 import signal
 import time
@@ -95,13 +96,33 @@ def test_user_drops_root_after_binding(eddy):
     assert round_trip(srv.addr("echo")) == b"ping\n"
 
 
-def test_user_unknown_is_refused(eddy_bin):
-    r = run_eddy(eddy_bin, "--user", "no-such-user-here", "echo=127.0.0.1:0")
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_user_with_group_replaces_every_group(eddy):
+    """--user NAME:GROUP: the gid is GROUP's, and the supplementary groups
+    are NAME's, none of those eddy was started with (setpriv gives it sudo's)."""
+    adm = grp.getgrnam("adm").gr_gid
+    srv = eddy("--user", "nobody:adm", "echo=127.0.0.1:0",
+               prefix=("setpriv", "--groups", str(grp.getgrnam("sudo").gr_gid), "--"))
+    srv.wait_for(rf"INFO - running as user nobody \(uid 65534, gid {adm}\)")
+    with open(f"/proc/{srv.pid}/status") as f:
+        ids = {line.split(":")[0]: line.split()[1:] for line in f
+               if line.startswith(("Uid", "Gid", "Groups"))}
+    assert ids["Uid"] == ["65534"] * 4
+    assert ids["Gid"] == [str(adm)] * 4
+    assert sorted(map(int, ids["Groups"])) == sorted(os.getgrouplist("nobody", adm))
+    assert round_trip(srv.addr("echo")) == b"ping\n"
+
+
+@pytest.mark.parametrize("spec,said", [("no-such-user-here", "no user 'no-such-user-here'"),
+                                       ("nobody:no-such-group", "no group 'no-such-group'")])
+def test_user_unknown_is_refused(eddy_bin, spec, said):
+    r = run_eddy(eddy_bin, "--user", spec, "echo=127.0.0.1:0")
     assert r.returncode == 1
-    assert "no user 'no-such-user-here'" in r.stderr
+    assert said in r.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the warning is about running as root")
-def test_static_as_root_warns(eddy, tmp_path):
-    srv = eddy("--root", tmp_path, "static=127.0.0.1:0")
+@pytest.mark.parametrize("user", [(), ("--user", "root")])
+def test_static_as_root_warns(eddy, tmp_path, user):
+    srv = eddy(*user, "--root", tmp_path, "static=127.0.0.1:0")
     srv.wait_for(r"WARNING - static is serving files as root")

@@ -9,6 +9,7 @@ The binary is $EDDY_BIN (relative paths are taken from the repository root),
 or build/eddy in the repository.
 """
 
+import contextlib
 import os
 import re
 import select
@@ -476,6 +477,22 @@ def wait_until(pred, timeout=TIMEOUT, what="condition"):
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not within {timeout} s")
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def stopped(pid):
+    """Holds the process stopped (SIGSTOP) for the block: what clients do
+    meanwhile waits in its sockets, as it would behind a busy server."""
+    def state():
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: state() == "T", what="the process stopped")
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: state() != "T", what="the process running again")
 
 
 def served_again(pred, timeout=TIMEOUT):

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (HttpConn, TIMEOUT, WRAPPER, connect, fd_count, http_request, recv_exact,
-                      round_trip, served_again, wait_until)
+                      round_trip, served_again, stopped, wait_until)
 
 # ---- helpers --------------------------------------------------------------------
 
@@ -427,11 +427,6 @@ def listen_overflows():
     return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
 
 
-def proc_state(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
-
-
 def test_full_accept_queue_survives_and_recovers(eddy):
     """With --backlog 1 and eddy stopped (SIGSTOP), 30 clients connect: the
     kernel queues a couple and drops the rest, which retry their SYN. After
@@ -444,9 +439,7 @@ def test_full_accept_queue_survives_and_recovers(eddy):
     family, sockaddr = srv.addr("echo")
     socks = []
     overflows = listen_overflows()
-    os.kill(srv.pid, signal.SIGSTOP)
-    try:
-        wait_until(lambda: proc_state(srv.pid) == "T", what="eddy stopped")
+    with stopped(srv.pid):
         for _ in range(30):
             s = socket.socket(family, socket.SOCK_STREAM)
             s.setblocking(False)
@@ -455,9 +448,6 @@ def test_full_accept_queue_survives_and_recovers(eddy):
         # Let the handshakes that can complete do so while eddy sleeps.
         select.select([], socks, [], 0.5)
         assert listen_overflows() > overflows, "the accept queue never overflowed"
-    finally:
-        os.kill(srv.pid, signal.SIGCONT)
-    wait_until(lambda: proc_state(srv.pid) != "T", what="eddy running again")
     port = srv.port("echo")
     srv.wait_for(rf"WARNING - echo on 127\.0\.0\.1:{port}: the kernel dropped [1-9]\d* "
                  r"connection attempt\(s\), its accept queue full \(--backlog 1,")

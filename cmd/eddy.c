@@ -201,7 +201,11 @@ static void on_sync(struct eddy_timer *t)
 
 /* Past --max-connections a new connection is closed at once; HTTP clients
  * first get a 503 so they know why. Best effort: the socket is new, so its
- * send buffer is empty and the few bytes go out without blocking. */
+ * send buffer is empty and the few bytes go out without blocking. What the
+ * client has sent already is read first: closing with unread input would
+ * send a reset, which can destroy the 503 before the client reads it. When
+ * eddy is that busy, a client's request has mostly arrived before its
+ * connection is accepted. */
 static void reject(struct server *s, const struct listener *ls, int fd)
 {
     if (ls->svc->http_handler) {
@@ -213,6 +217,9 @@ static void reject(struct server *s, const struct listener *ls, int fd)
         (void)n;
         shutdown(fd, SHUT_WR);
     }
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        continue;
     close(fd);
     atomic_fetch_add(&s->rejected, 1);
 }

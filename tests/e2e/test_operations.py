@@ -4,12 +4,13 @@ with a drain deadline, and dropping privileges."""
 import grp
 import os
 import signal
+import socket
 import time
 
 import pytest
 
 from conftest import (HttpConn, connect, http_request, recv_until_eof, round_trip, run_eddy,
-                      served_again, stuck_connection, TIMEOUT)
+                      served_again, stopped, stuck_connection, TIMEOUT)
 
 
 def test_max_connections_http_gets_503(eddy):
@@ -83,6 +84,31 @@ def test_second_signal_closes_at_once(eddy):
         srv.proc.send_signal(signal.SIGINT)
         srv.proc.wait(TIMEOUT)
     assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("service,request_", [("http", http_request()), ("echo", b"ping\n")])
+def test_max_connections_refuses_with_a_clean_close(eddy, service, request_):
+    """A client refused past --max-connections gets a FIN, not a reset, even
+    though its request was there before eddy accepted it (eddy was busy):
+    a reset could destroy the 503 before the client reads it."""
+    srv = eddy("--max-connections", "1", f"{service}=127.0.0.1:0")
+    with connect(srv.addr(service)) as held:
+        held.sendall(request_)
+        assert held.recv(100)
+        mark = srv.mark()
+        with stopped(srv.pid):
+            refused = connect(srv.addr(service))
+            refused.sendall(request_)
+        with refused:
+            # Said after eddy closed the socket: a reset has arrived by then.
+            srv.wait_for(r"WARNING - refused 1 connection\(s\)", start=mark, timeout=3)
+            err = refused.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            assert err == 0, f"refused with {os.strerror(err)}"
+            reply = recv_until_eof(refused)
+    if service == "http":
+        assert reply.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    else:
+        assert reply == b""
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")

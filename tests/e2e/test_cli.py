@@ -152,6 +152,29 @@ def test_ipv6_hello_with_curl(eddy):
     assert (r.returncode, r.stdout) == (0, b"Hello, world!"), r.stderr
 
 
+def listening_addresses(port):
+    """The local addresses of the IPv4 and IPv6 sockets listening on port."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in list(f)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                addr, hexport = local.split(":")
+                if state == "0A" and int(hexport, 16) == port:
+                    found.append(addr)
+    return found
+
+
+@pytest.mark.parametrize("args", [("echo=0",), ("-p", "0", "echo")], ids=["PORT", "--port"])
+def test_default_host_is_loopback(eddy, args):
+    """Without --host or a host in the address, eddy is reachable from this
+    machine only: it binds 127.0.0.1, not every interface."""
+    srv = eddy(*args)
+    fam, (host, port) = srv.addr("echo")
+    assert (fam, host) == (socket.AF_INET, "127.0.0.1")
+    assert listening_addresses(port) == ["0100007F"]  # 127.0.0.1, as the kernel writes it
+
+
 def test_port_only_address_uses_host_option(eddy):
     srv = eddy("--host", "::1", "echo=0")
     fam, (host, port) = srv.addr("echo")

@@ -63,15 +63,17 @@ def test_sigterm_finishes_requests_in_flight(eddy):
     assert srv.stop() == 0
 
 
-def test_drain_timeout_force_closes_and_says_how_many(eddy):
-    srv = eddy("--drain-timeout", "1", "echo=127.0.0.1:0")
+@pytest.mark.parametrize("seconds", [1, None], ids=["--drain-timeout 1", "default"])
+def test_drain_timeout_force_closes_and_says_how_many(eddy, seconds):
+    limit = seconds or 10  # the default
+    srv = eddy(*(("--drain-timeout", str(seconds)) if seconds else ()), "echo=127.0.0.1:0")
     with stuck_connection(srv.addr("echo")):
         t0 = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
-        srv.proc.wait(TIMEOUT)
+        srv.proc.wait(limit + TIMEOUT)
         took = time.monotonic() - t0
     assert srv.stop() == 0
-    assert 0.8 <= took < 4, f"exited {took:.1f} s after SIGTERM with --drain-timeout 1"
+    assert limit - 0.2 <= took < limit + 3, f"exited {took:.1f} s after SIGTERM, not {limit} s"
     srv.wait_for(r"WARNING - closed 1 connection\(s\) that did not finish in time")
 
 

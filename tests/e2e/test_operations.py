@@ -53,7 +53,8 @@ def test_sigterm_finishes_requests_in_flight(eddy):
         mark = srv.mark()
         srv.proc.send_signal(signal.SIGTERM)
         srv.wait_for(r"SIGTERM received: no longer accepting", start=mark)
-        # The idle keep-alive connection is closed at once...
+        # The idle keep-alive connection is closed (after a 1 s grace for a
+        # request already on its way)...
         assert recv_until_eof(idle.sock) == b""
         # ...the one in flight is answered, told the connection ends, closed.
         busy.sendall(request[10:])

@@ -2,7 +2,7 @@
 #
 #   make            build the library, the eddy binary and the examples
 #   make run        build and start eddy with its built-in default services
-#   make test       unit + end-to-end tests, then the same under ASan+UBSan
+#   make test       unit + end-to-end tests, the same under ASan+UBSan, soak and fuzz for 60 s
 #   make unit       unit tests only        make e2e   end-to-end tests only
 #   make asan-test  the sanitizer pass only
 #   make soak       bench/soak.sh: a mixed load for SOAK_SECONDS (60), memory and fds checked

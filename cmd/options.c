@@ -55,7 +55,7 @@ void options_usage(FILE *out)
             "      --drain-timeout S  on SIGINT/SIGTERM, wait up to S s for connections to\n"
             "                         finish (default 10)\n"
             "      --user NAME[:GROUP]  after opening the listeners, run as this user\n"
-            "      --pid-file PATH    write eddy's pid to PATH once it listens (removed at\n"
+            "      --pid-file PATH    write eddy's pid to PATH once it serves (removed at\n"
             "                         exit, handed over by a restart)\n"
             "      --upgrade          restart the eddy whose pid is in --pid-file without\n"
             "                         dropping a connection (as SIGUSR2 does), wait until\n"

@@ -131,7 +131,7 @@ test: unit e2e asan-test soak fuzz-ci
 # logs are left in $(BUILD)/soak/.
 .PHONY: soak valgrind valgrind-e2e
 SOAK_SECONDS ?= 60
-soak: $(BUILD)/eddy
+soak: $(BUILD)/eddy $(BUILD)/eddy-load
 	SOAK_SECONDS=$(SOAK_SECONDS) EDDY=$(abspath $(BUILD)/eddy) SOAK_OUT=$(abspath $(BUILD)/soak) \
 		bench/soak.sh
 

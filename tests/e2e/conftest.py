@@ -732,18 +732,38 @@ def count_epollin(srv, addr, exchange):
     return next(iter(per_fd.values())), lines
 
 
+def fill_until_stalled(s, block, limit, stall=0.5, timeout=20.0):
+    """Sends block after block on the non-blocking socket s until the peer
+    stops taking bytes for `stall` seconds (or `limit` bytes went out);
+    returns how many bytes were sent."""
+    s.setblocking(False)
+    sent, last = 0, time.monotonic()
+    deadline = last + timeout
+    view = memoryview(block)
+    off = 0
+    while sent < limit:
+        now = time.monotonic()
+        assert now < deadline, f"peer never stalled ({sent} bytes sent)"
+        try:
+            n = s.send(view[off:])
+            sent += n
+            off = (off + n) % len(block)
+            last = now
+        except BlockingIOError:
+            if now - last >= stall:
+                break
+            select.select([], [s], [], 0.05)
+    s.setblocking(True)
+    return sent
+
+
 def stuck_connection(addr):
     """A connection to an echo service that cannot finish: served (a round
-    trip proves it was accepted, not just queued), then it sends until its
-    buffers are full and never reads, so its echo cannot be delivered."""
+    trip proves it was accepted, not just queued), then it sends until eddy
+    stops taking bytes (its echo has filled every buffer on the way back)
+    and never reads, so its echo cannot be delivered."""
     s = connect(addr)
     s.sendall(b"hi\n")
     assert s.recv(16) == b"hi\n"
-    s.setblocking(False)
-    end = time.monotonic() + TIMEOUT
-    while time.monotonic() < end:
-        try:
-            s.send(b"x" * 65536)
-        except BlockingIOError:
-            break
+    fill_until_stalled(s, b"x" * 65536, limit=1 << 30)
     return s

@@ -14,7 +14,6 @@ malloc), so those tests skip there.
 import os
 import re
 import select
-import signal
 import socket
 import threading
 import time

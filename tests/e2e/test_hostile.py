@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from conftest import (HttpConn, check_time_reply, connect, http_request, recv_exact,
-                      recv_until_eof, round_trip, rss_kib, rst_close)
+from conftest import (HttpConn, check_time_reply, connect, fill_until_stalled, http_request,
+                      recv_exact, recv_until_eof, round_trip, rss_kib, rst_close)
 
 HELLO = b"Hello, world!"
 STATIC_HELLO = b"hello, hostile world\n"
@@ -260,31 +260,6 @@ class Sender(threading.Thread):
     def finish(self, timeout=10.0):
         self.join(timeout)
         assert not self.is_alive(), f"sender stuck after {self.sent} bytes"
-
-
-def fill_until_stalled(s, block, limit, stall=0.5, timeout=20.0):
-    """Sends block after block on the non-blocking socket s until the peer
-    stops taking bytes for `stall` seconds (or `limit` bytes went out);
-    returns how many bytes were sent."""
-    s.setblocking(False)
-    sent, last = 0, time.monotonic()
-    deadline = last + timeout
-    view = memoryview(block)
-    off = 0
-    while sent < limit:
-        now = time.monotonic()
-        assert now < deadline, f"peer never stalled ({sent} bytes sent)"
-        try:
-            n = s.send(view[off:])
-            sent += n
-            off = (off + n) % len(block)
-            last = now
-        except BlockingIOError:
-            if now - last >= stall:
-                break
-            select.select([], [s], [], 0.05)
-    s.setblocking(True)
-    return sent
 
 
 def wait_all_closed(socks, timeout=10.0):

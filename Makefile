@@ -136,7 +136,8 @@ soak: $(BUILD)/eddy $(BUILD)/eddy-load
 		bench/soak.sh
 
 # Memcheck: the end-to-end suite with every eddy and example under valgrind,
-# built again without sanitizers (-O1 -g) in $(BUILD)/valgrind. A memcheck
+# built again without sanitizers (-O1 -g) in $(BUILD)/valgrind, the new
+# copies that restarts start included (--trace-children). A memcheck
 # error or a definite or indirect leak makes that process exit $(VG_EXIT), so
 # the test that started it fails at teardown; afterwards every process's log
 # is scanned as well, which also covers processes a test killed or whose exit
@@ -164,7 +165,7 @@ VG_DESELECT := -k "not static and not test_big_response_never_read_then_client_l
 	and not test_upgrade_needs_a_pid_file_naming_eddy and not test_two_workers_serve_from_two_threads \
 	and not test_open_file_limit_is_raised_and_logged"
 # By its full path: some tests start eddy with an environment without PATH.
-VALGRIND := $(or $(shell command -v valgrind),valgrind) --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect \
+VALGRIND := $(or $(shell command -v valgrind),valgrind) --tool=memcheck --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--error-exitcode=$(VG_EXIT) --num-callers=30 --suppressions=$(abspath tests/fault/valgrind.supp)
 valgrind:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/valgrind CFLAGS="$(VG_FLAGS)" valgrind-e2e

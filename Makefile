@@ -156,7 +156,7 @@ soak: $(BUILD)/eddy $(BUILD)/eddy-load
 #   keeps some fds for itself: test_open_file_limit_is_raised_and_logged).
 # The failmalloc tests skip themselves (memcheck brings its own malloc).
 VG_EXIT := 97
-VG_FLAGS := -O1 -g -fno-omit-frame-pointer
+VG_FLAGS := -O1 -g -fno-omit-frame-pointer -DEDDY_MALLOC_BLOCKS
 VG_DESELECT := -k "not static and not test_big_response_never_read_then_client_leaves \
 	and not test_reset_mid_file_response and not test_reset_mid_range_and_head \
 	and not test_half_close_after_big_file and not test_file_shrinks_mid_response and not test_chaos \

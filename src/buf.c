@@ -4,39 +4,108 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "buf.h"
 
+#if EDDY__SLABS
+#define SLAB_BYTES ((size_t)EDDY__SLAB_BLOCKS * EDDY__BLOCK)
+
+/* Maps one more slab, its blocks all released (untouched pages cost no
+ * memory). The arrays grow first, so a failure leaves nothing behind. */
+static int slab_add(struct eddy__pool *pool)
+{
+    void **slabs = realloc(pool->slabs, (pool->nslabs + 1) * sizeof *slabs);
+    if (!slabs)
+        return -ENOMEM;
+    pool->slabs = slabs;
+    void **cold = realloc(pool->cold, (pool->nslabs + 1) * EDDY__SLAB_BLOCKS * sizeof *cold);
+    if (!cold)
+        return -ENOMEM;
+    pool->cold = cold;
+    char *slab = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (slab == MAP_FAILED)
+        return -ENOMEM;
+    pool->slabs[pool->nslabs++] = slab;
+    for (size_t i = EDDY__SLAB_BLOCKS; i > 0; i--)
+        pool->cold[pool->ncold++] = slab + (i - 1) * EDDY__BLOCK;
+    return 0;
+}
+
+static char *block_new(struct eddy__pool *pool)
+{
+    if (pool->ncold == 0 && slab_add(pool) < 0)
+        return NULL;
+    return pool->cold[--pool->ncold];
+}
+
+/* The cold stack has room for every block of every slab. */
+static void block_release(struct eddy__pool *pool, char *block)
+{
+    (void)madvise(block, EDDY__BLOCK, MADV_DONTNEED);
+    pool->cold[pool->ncold++] = block;
+}
+#else
+static char *block_new(struct eddy__pool *pool)
+{
+    (void)pool;
+    return malloc(EDDY__BLOCK);
+}
+
+static void block_release(struct eddy__pool *pool, char *block)
+{
+    (void)pool;
+    free(block);
+}
+#endif
+
+static char *warm_pop(struct eddy__pool *pool)
+{
+    char *block = pool->head;
+    memcpy(&pool->head, block, sizeof pool->head);
+    if (--pool->count < pool->low)
+        pool->low = pool->count;
+    return block;
+}
+
 static char *block_get(struct eddy__pool *pool)
 {
-    if (pool && pool->head) {
-        char *block = pool->head;
-        memcpy(&pool->head, block, sizeof pool->head);
-        pool->count--;
-        return block;
-    }
-    return malloc(EDDY__BLOCK);
+    if (!pool)
+        return malloc(EDDY__BLOCK);
+    return pool->head ? warm_pop(pool) : block_new(pool);
 }
 
 static void block_put(struct eddy__pool *pool, char *data, size_t cap)
 {
-    if (pool && cap == EDDY__BLOCK && pool->count < pool->max) {
+    if (!pool || cap != EDDY__BLOCK) {
+        free(data);
+    } else if (pool->count < pool->max) {
         memcpy(data, &pool->head, sizeof pool->head);
         pool->head = data;
         pool->count++;
-        return;
+    } else {
+        block_release(pool, data);
     }
-    free(data);
+}
+
+void eddy__pool_decay(struct eddy__pool *pool)
+{
+    for (unsigned n = pool->low; n > 0; n--)
+        block_release(pool, warm_pop(pool));
+    pool->low = pool->count;
 }
 
 void eddy__pool_drain(struct eddy__pool *pool)
 {
-    while (pool->head) {
-        char *block = pool->head;
-        memcpy(&pool->head, block, sizeof pool->head);
-        free(block);
-    }
-    pool->count = 0;
+    while (pool->head)
+        block_release(pool, warm_pop(pool));
+#if EDDY__SLABS
+    for (size_t i = 0; i < pool->nslabs; i++)
+        munmap(pool->slabs[i], SLAB_BYTES);
+    free(pool->slabs);
+    free(pool->cold);
+#endif
+    *pool = (struct eddy__pool){.max = pool->max};
 }
 
 int eddy__buf_reserve(struct eddy_buf *b, size_t want, struct eddy__pool *pool)

@@ -411,7 +411,8 @@ struct eddy__conn_bufs {
 #define TICK_MS 32
 #define SLOTS 1024 /* one turn: 32.8 s */
 #define TIMEOUT_MAX_MS (UINT64_C(1) << 30)
-#define POOL_BLOCKS 64 /* free 16 KiB buffers kept per loop: 1 MiB */
+#define POOL_BLOCKS 256 /* free 16 KiB buffers kept warm per loop: 4 MiB at most */
+#define DECAY_MS 1000   /* how long a warm one may go unused */
 #define POOL_BUFS 256  /* free struct eddy__conn_bufs kept per loop */
 
 struct net {
@@ -424,6 +425,7 @@ struct net {
     struct eddy_list untimed;     /* open connections with nothing due */
     struct eddy_list queue;       /* deferred work and closes, newest first */
     struct eddy__pool blocks;
+    uint64_t decayed_ms;          /* when the pool last released blocks */
     struct eddy__conn_bufs *spare; /* free ones, linked through in.data */
     unsigned nspare;
     struct eddy_list wheel[SLOTS];
@@ -484,6 +486,7 @@ static struct net *net_get(struct eddy_loop *loop)
     eddy_list_init(&net->untimed);
     eddy_list_init(&net->queue);
     net->blocks = (struct eddy__pool){.max = POOL_BLOCKS};
+    net->decayed_ms = eddy_loop_now(loop);
     net->spare = NULL;
     net->nspare = 0;
     for (size_t i = 0; i < SLOTS; i++)
@@ -653,6 +656,17 @@ static struct eddy__conn_bufs *get_bufs(struct eddy_conn *c)
     return b;
 }
 
+/* At most once a second, when buffers come back: the pool releases the
+ * blocks that stayed unused all along. Steady load pays a clock compare. */
+static void decay(struct net *net)
+{
+    uint64_t now = eddy_loop_now(net->loop);
+    if (now - net->decayed_ms < DECAY_MS)
+        return;
+    net->decayed_ms = now;
+    eddy__pool_decay(&net->blocks);
+}
+
 /* Gives empty buffers back to the pool, and the connection's buffer
  * struct once nothing is left in it: an idle connection holds none. Never
  * during on_read, which is looking at the input. */
@@ -666,6 +680,7 @@ static void trim(struct eddy_conn *c)
         eddy__buf_free(&b->in, &net->blocks);
     if (b->out.len == 0)
         eddy__buf_free(&b->out, &net->blocks);
+    decay(net);
     if (b->in.data || b->out.data || b->files)
         return;
     c->bufs = NULL;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../../src/buf.h"
 
@@ -245,7 +247,7 @@ Test(buf, pool_reuses_blocks_and_keeps_at_most_max)
     cr_assert_eq(b.data, block);
     cr_assert_eq(pool.count, 0);
     cr_assert_eq(memcmp(eddy__buf_head(&b), "xyz", 3), 0);
-    /* Past max, freed blocks go back to malloc. */
+    /* Past max, freed blocks are released. */
     cr_assert_eq(eddy__buf_append(&a, "abc", 3, &pool), 0);
     eddy__buf_free(&a, &pool);
     eddy__buf_free(&b, &pool);
@@ -253,6 +255,81 @@ Test(buf, pool_reuses_blocks_and_keeps_at_most_max)
     eddy__pool_drain(&pool);
     cr_assert_eq(pool.count, 0);
     cr_assert_null(pool.head);
+}
+
+/* How many of the block's pages are in memory. */
+static int resident_pages(const char *block)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char vec[EDDY__BLOCK / 4096];
+    cr_assert_leq((size_t)(EDDY__BLOCK / page), sizeof vec);
+    cr_assert_eq(mincore((void *)block, EDDY__BLOCK, vec), 0, "mincore: %s", strerror(errno));
+    int n = 0;
+    for (long i = 0; i < EDDY__BLOCK / page; i++)
+        n += vec[i] & 1;
+    return n;
+}
+
+/* A burst leaves warm blocks behind; those no buffer needed between two
+ * decays are released, and with slabs their pages leave memory. Blocks
+ * still lent out, or used since, stay. */
+Test(buf, decay_releases_the_blocks_unused_since_the_last_one)
+{
+    enum { N = 8 };
+    struct eddy__pool pool = {.max = N};
+    struct eddy_buf b[N] = {{0}};
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(eddy__buf_append(&b[i], "burst", 5, &pool), 0);
+    char *first = b[0].data;
+    for (int i = 0; i < N; i++)
+        eddy__buf_free(&b[i], &pool);
+    cr_assert_eq(pool.count, N);
+    /* All were lent out since the pool began: none is released yet. */
+    eddy__pool_decay(&pool);
+    cr_assert_eq(pool.count, N);
+    /* Steady use of two, then a decay: the other six go. */
+    for (int round = 0; round < 3; round++) {
+        cr_assert_eq(eddy__buf_append(&b[0], "a", 1, &pool), 0);
+        cr_assert_eq(eddy__buf_append(&b[1], "b", 1, &pool), 0);
+        eddy__buf_free(&b[0], &pool);
+        eddy__buf_free(&b[1], &pool);
+    }
+    eddy__pool_decay(&pool);
+    cr_assert_eq(pool.count, 2);
+    eddy__pool_decay(&pool);
+    cr_assert_eq(pool.count, 0, "two blocks unused since the last decay stayed");
+    if (EDDY__SLABS) {
+        cr_assert_eq(resident_pages(first), 0, "a released block kept its pages");
+        /* Used again, a released block is fresh memory. */
+        cr_assert_eq(eddy__buf_append(&b[0], "again", 5, &pool), 0);
+        cr_assert_eq(memcmp(eddy__buf_head(&b[0]), "again", 5), 0);
+        cr_assert_gt(resident_pages(b[0].data), 0);
+        eddy__buf_free(&b[0], &pool);
+    }
+    eddy__pool_drain(&pool);
+    cr_assert_eq(pool.count, 0);
+}
+
+/* More blocks than one slab: each comes from somewhere distinct, and all
+ * go back (drain unmaps them; LeakSanitizer sees malloc'd ones). */
+Test(buf, blocks_from_several_slabs_are_distinct)
+{
+    enum { N = EDDY__SLAB_BLOCKS * 2 + 3 };
+    static struct eddy_buf b[N];
+    struct eddy__pool pool = {.max = 4};
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(eddy__buf_append(&b[i], &i, sizeof i, &pool), 0);
+        memset(eddy__buf_tail(&b[i]), 0x5a, eddy__buf_room(&b[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        int v;
+        memcpy(&v, eddy__buf_head(&b[i]), sizeof v);
+        cr_assert_eq(v, i, "block %d was overwritten", i);
+    }
+    for (int i = 0; i < N; i++)
+        eddy__buf_free(&b[i], &pool);
+    cr_assert_eq(pool.count, 4);
+    eddy__pool_drain(&pool);
 }
 
 Test(buf, growing_past_a_block_returns_the_block_to_the_pool)

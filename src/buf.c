@@ -12,17 +12,22 @@
 #define SLAB_BYTES ((size_t)EDDY__SLAB_BLOCKS * EDDY__BLOCK)
 
 /* Maps one more slab, its blocks all released (untouched pages cost no
- * memory). The arrays grow first, so a failure leaves nothing behind. */
+ * memory). The arrays grow first, doubling, so a failure leaves nothing
+ * behind and a million connections' blocks cost few copies. */
 static int slab_add(struct eddy__pool *pool)
 {
-    void **slabs = realloc(pool->slabs, (pool->nslabs + 1) * sizeof *slabs);
-    if (!slabs)
-        return -ENOMEM;
-    pool->slabs = slabs;
-    void **cold = realloc(pool->cold, (pool->nslabs + 1) * EDDY__SLAB_BLOCKS * sizeof *cold);
-    if (!cold)
-        return -ENOMEM;
-    pool->cold = cold;
+    if (pool->nslabs == pool->slabs_cap) {
+        size_t cap = pool->slabs_cap ? pool->slabs_cap * 2 : 4;
+        void **slabs = realloc(pool->slabs, cap * sizeof *slabs);
+        if (!slabs)
+            return -ENOMEM;
+        pool->slabs = slabs;
+        void **cold = realloc(pool->cold, cap * EDDY__SLAB_BLOCKS * sizeof *cold);
+        if (!cold)
+            return -ENOMEM;
+        pool->cold = cold;
+        pool->slabs_cap = cap;
+    }
     char *slab = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (slab == MAP_FAILED)
         return -ENOMEM;

@@ -38,7 +38,7 @@ struct eddy__pool {
     void **cold;    /* released blocks, a stack (EDDY__SLABS) */
     size_t ncold;
     void **slabs;   /* the mappings (EDDY__SLABS) */
-    size_t nslabs;
+    size_t nslabs, slabs_cap;
 };
 
 /* Makes room for at least `want` more bytes after the data, compacting or

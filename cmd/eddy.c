@@ -17,9 +17,9 @@
  * process, 1 when a listener cannot be opened, 2 for bad command-line
  * arguments. */
 #include <errno.h>
-#include <linux/sock_diag.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/sock_diag.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
@@ -1165,10 +1165,10 @@ static void cleanup(struct server *s)
     size_t closed = atomic_load(&s->force_closed);
     if (closed)
         log_msg(LOG_WARNING, "closed %zu connection(s) that did not finish in time", closed);
-    /* After a hand-over, closing would remove a Unix socket's file, which
-     * the new process serves; the fds close with the process. */
     eddy_timer_stop(&s->queue_check);
     on_queue_check(&s->queue_check);
+    /* After a hand-over, closing would remove a Unix socket's file, which
+     * the new process serves; the fds close with the process. */
     if (!s->handed_over)
         close_listeners(s);
     eddy_timer_stop(&s->drain_deadline);

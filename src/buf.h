@@ -17,6 +17,11 @@
  * under ASan or valgrind (-DEDDY_MALLOC_BLOCKS) each block is malloc'd, so
  * that those tools see every block's bounds and lifetime. */
 #define EDDY__SLAB_BLOCKS 64
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang says so here, not in __SANITIZE_ADDRESS__ */
+#define EDDY_MALLOC_BLOCKS
+#endif
+#endif
 #if defined(__SANITIZE_ADDRESS__) || defined(EDDY_MALLOC_BLOCKS)
 #define EDDY__SLABS 0
 #else
